@@ -1,0 +1,1 @@
+"""Command-line entry points: the `koos` command (and later the `kubectl koos` plugin)."""

@@ -1,0 +1,30 @@
+"""A kubeconfig for the sandbox: the admin as current context, and a context per named user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+CLUSTER = "koos-sandbox"
+
+
+def build_kubeconfig(
+    url: str, admin_token: str, user_tokens: dict[str, str], namespace: str = "default"
+) -> dict[str, Any]:
+    users = [{"name": "admin", "user": {"token": admin_token}}]
+    contexts = [
+        {"name": CLUSTER, "context": {"cluster": CLUSTER, "user": "admin", "namespace": namespace}}
+    ]
+    for name, token in user_tokens.items():
+        users.append({"name": name, "user": {"token": token}})
+        contexts.append(
+            {"name": name, "context": {"cluster": CLUSTER, "user": name, "namespace": namespace}}
+        )
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": CLUSTER, "cluster": {"server": url}}],
+        "users": users,
+        "contexts": contexts,
+        "current-context": CLUSTER,
+        "preferences": {},
+    }

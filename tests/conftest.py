@@ -1,0 +1,50 @@
+"""Fixtures shared by every test: a sandbox API server and the real kubectl pointed at it."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from koos.sandbox.app import Sandbox, SandboxThread
+from koos.sandbox.testing import Kubectl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def sandbox_thread(tmp_path: Path) -> Iterator[SandboxThread]:
+    """A sandbox serving from a thread of its own, for tests that call kubectl."""
+    runner = SandboxThread(jobs_mode="scripted", bookmark_interval=0.5)
+    runner.start()
+    try:
+        yield runner
+    finally:
+        runner.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_thread: SandboxThread) -> Sandbox:
+    assert sandbox_thread.sandbox is not None
+    return sandbox_thread.sandbox
+
+
+@pytest.fixture
+def kubectl(sandbox: Sandbox, tmp_path: Path) -> Kubectl:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not on the PATH")
+    kubeconfig = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
+    return Kubectl(kubeconfig, tmp_path / "kube-cache")
+
+
+@pytest.fixture
+async def asandbox() -> AsyncIterator[Sandbox]:
+    """A sandbox on the test's own event loop, for async clients (kopf, aiohttp)."""
+    sandbox = Sandbox(jobs_mode="scripted", bookmark_interval=0.5)
+    await sandbox.start()
+    try:
+        yield sandbox
+    finally:
+        await sandbox.stop()
