@@ -26,6 +26,7 @@ from koos.sandbox.registry import Registry
 from koos.sandbox.server import Server
 from koos.sandbox.state import State
 from koos.sandbox.store import Store
+from koos.sandbox.tls import Certificates, make_certificates
 from koos.sandbox.writes import WriteOptions, Writes
 
 T = TypeVar("T")
@@ -66,6 +67,7 @@ class Sandbox:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.url = ""
+        self.certificates: Certificates = make_certificates((host, "localhost"))
 
     # ---- conveniences for tests ----------------------------------------------------------
 
@@ -92,12 +94,15 @@ class Sandbox:
     def drop_watches(self) -> None:
         self.state.store.close_watches()
 
-    def expire_watches(self) -> None:
-        """The next watch from any version seen so far gets 410 Gone."""
-        self.state.store.compact()
+    def expire_watches(self, key: tuple[str, str] | None = None) -> None:
+        """The next watch (of collection `key` = (group, plural), or of any) that resumes
+        from a resourceVersion gets 410 Gone; clients must relist."""
+        self.state.store.expire_next_watch(key)
 
     def kubeconfig(self, namespace: str = "default") -> dict[str, Any]:
-        return build_kubeconfig(self.url, self.admin_token, self.user_tokens, namespace)
+        return build_kubeconfig(
+            self.url, self.certificates.ca_pem, self.admin_token, self.user_tokens, namespace
+        )
 
     def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
         path = Path(path)
@@ -113,11 +118,13 @@ class Sandbox:
         server = Server(self.state)
         self._runner = web.AppRunner(server.app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(
+            self._runner, self.host, self.port, ssl_context=self.certificates.server_context()
+        )
         await site.start()
         sockets = site._server.sockets if site._server else []
         self.port = sockets[0].getsockname()[1]
-        self.url = f"http://{self.host}:{self.port}"
+        self.url = f"https://{self.host}:{self.port}"
         self.admission.start()
         self._tasks = [
             asyncio.create_task(self.gc.run(), name="sandbox-gc"),

@@ -25,6 +25,7 @@ class Record:
     name: str
     content_type: str
     path: str
+    query: str = ""
     code: int = 0
     time: float = field(default_factory=time.time)
 

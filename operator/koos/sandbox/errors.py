@@ -36,9 +36,10 @@ class ApiError(Exception):
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
         }
+        if self.reason:
+            body["reason"] = self.reason
+        body["code"] = self.code
         if self.details:
             body["details"] = self.details
         return body
@@ -123,13 +124,17 @@ def method_not_allowed(
     return ApiError(405, "MethodNotAllowed", message)
 
 
-def unsupported_media_type(content_type: str) -> ApiError:
+PATCH_TYPES = (
+    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+)
+
+
+def unsupported_media_type(accepted: str = PATCH_TYPES) -> ApiError:
     return ApiError(
         415,
         "UnsupportedMediaType",
         f"the body of the request was in an unknown format - accepted media types include: "
-        f"application/json-patch+json, application/merge-patch+json, "
-        f'application/apply-patch+yaml (got "{content_type}")',
+        f"{accepted}",
     )
 
 

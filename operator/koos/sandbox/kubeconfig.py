@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 CLUSTER = "koos-sandbox"
 
 
 def build_kubeconfig(
-    url: str, admin_token: str, user_tokens: dict[str, str], namespace: str = "default"
+    url: str,
+    ca_pem: bytes,
+    admin_token: str,
+    user_tokens: dict[str, str],
+    namespace: str = "default",
 ) -> dict[str, Any]:
     users = [{"name": "admin", "user": {"token": admin_token}}]
     contexts = [
@@ -22,7 +27,15 @@ def build_kubeconfig(
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": CLUSTER, "cluster": {"server": url}}],
+        "clusters": [
+            {
+                "name": CLUSTER,
+                "cluster": {
+                    "server": url,
+                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                },
+            }
+        ],
         "users": users,
         "contexts": contexts,
         "current-context": CLUSTER,

@@ -48,7 +48,9 @@ class _Matcher:
     def __init__(self, rt: ResourceType, namespace: str, query: Any) -> None:
         self.namespace = namespace
         self.labels = parse_label_selector(query.get("labelSelector", ""))
-        self.fields = parse_field_selector(query.get("fieldSelector", ""), rt.kind)
+        self.fields = parse_field_selector(
+            query.get("fieldSelector", ""), rt.kind, custom=rt.custom, namespaced=rt.namespaced
+        )
 
     def __call__(self, obj: Obj | None) -> bool:
         if obj is None:
@@ -161,6 +163,8 @@ async def watch(
 
     try:
         async with asyncio.timeout(timeout):
+            if rv_param not in ("", "0") and state.store.take_forced_expiry(rt.key):
+                raise WatchExpired(f"too old resource version: {since} ({state.store.rv})")
             for obj in initial:
                 await send("ADDED", obj)
             if send_initial and bookmarks:

@@ -16,11 +16,12 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from koos.sandbox import discovery, errors, reads
+from koos.sandbox import discovery, errors, openapi, reads
 from koos.sandbox.audit import Record
 from koos.sandbox.auth import UserInfo
 from koos.sandbox.errors import ApiError
 from koos.sandbox.registry import ResourceType
+from koos.sandbox.requestctx import request_warnings, reset_request_warnings
 from koos.sandbox.state import State
 from koos.sandbox.writes import WriteOptions
 
@@ -126,6 +127,7 @@ class Server:
             name="",
             content_type=request.content_type,
             path=request.path,
+            query=request.query_string,
         )
         try:
             response = await self._handle(request, record)
@@ -144,6 +146,7 @@ class Server:
         return response
 
     async def _handle(self, request: web.Request, record: Record) -> web.StreamResponse:
+        reset_request_warnings()
         path = request.path
         if path in ("/healthz", "/livez", "/readyz"):
             return web.Response(text="ok")
@@ -155,6 +158,16 @@ class Server:
         record.user, record.groups = user.username, user.groups
         if path == "/version":
             return json_response(discovery.VERSION)
+        if path == "/openapi/v3":
+            return json_response(openapi.root_doc(self.state.registry))
+        if path.startswith("/openapi/v3/"):
+            parsed_gv = parse_path(path[len("/openapi/v3") :])
+            doc = None
+            if parsed_gv is not None and not parsed_gv[2]:
+                doc = openapi.group_version_doc(self.state.registry, *parsed_gv[:2])
+            if doc is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return json_response(doc)
         if path == "/api":
             return json_response(discovery.api_versions(request.host))
         if path == "/apis":
@@ -219,7 +232,6 @@ class Server:
             field_validation=query.get("fieldValidation", ""),
             subresource=target.subresource,
         )
-        state.writes.warnings = []
         if verb == "delete":
             options = await _read_json(request, allow_empty=True) or {}
             for param in ("propagationPolicy", "gracePeriodSeconds", "orphanDependents"):
@@ -228,7 +240,7 @@ class Server:
             obj = await state.writes.delete(
                 user, rt, target.namespace, target.name, options, opts.dry_run
             )
-            return json_response(obj)
+            return json_response(obj, 200, _warning_headers(request_warnings()))
         if verb == "deletecollection":
             return json_response(await reads.delete_collection(state, user, rt, target, request))
         body = await _read_json(request)
@@ -236,15 +248,15 @@ class Server:
             if target.name:
                 raise errors.method_not_allowed()
             obj = await state.writes.create(user, rt, target.namespace, body, opts)
-            return json_response(obj, 201, _warning_headers(state.writes.warnings))
+            return json_response(obj, 201, _warning_headers(request_warnings()))
         if verb == "update":
             obj = await state.writes.update(user, rt, target.namespace, target.name, body, opts)
-            return json_response(obj, 200, _warning_headers(state.writes.warnings))
+            return json_response(obj, 200, _warning_headers(request_warnings()))
         content_type = request.content_type
         obj = await state.writes.patch(
             user, rt, target.namespace, target.name, content_type, body, opts
         )
-        return json_response(obj, 200, _warning_headers(state.writes.warnings))
+        return json_response(obj, 200, _warning_headers(request_warnings()))
 
     async def _virtual(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
         if request.method != "POST":
@@ -288,6 +300,10 @@ async def _read_json(request: web.Request, allow_empty: bool = False) -> Any:
             return None
         raise errors.bad_request("the request body is empty")
     content_type = request.content_type
+    if content_type == "application/vnd.kubernetes.protobuf":
+        raise errors.unsupported_media_type(
+            "application/json, application/yaml, application/vnd.kubernetes.protobuf"
+        )
     try:
         if content_type in ("application/yaml", "application/apply-patch+yaml"):
             import yaml

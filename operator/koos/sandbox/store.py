@@ -62,6 +62,7 @@ class Store:
         self._compacted = 0  # watches from a version below this get 410
         self._wakeup = asyncio.Event()
         self._epoch = 0  # bumped to close every open watch
+        self._forced_expiry: list[Key | None] = []
         self.listeners: list[Callable[[Event], None]] = []
 
     # ---- reads ---------------------------------------------------------------------------
@@ -96,7 +97,7 @@ class Store:
 
     # ---- writes --------------------------------------------------------------------------
 
-    def create(self, rt: ResourceType, namespace: str, obj: Obj) -> Obj:
+    def create(self, rt: ResourceType, namespace: str, obj: Obj, uid: str | None = None) -> Obj:
         """Store a new object whose name is set; fills the metadata the server owns."""
         meta = obj["metadata"]
         name = meta["name"]
@@ -111,7 +112,7 @@ class Store:
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = uid or str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
         for owned in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             meta.pop(owned, None)
@@ -150,7 +151,11 @@ class Store:
                 meta["generation"] += 1
         if new == old:
             return old
-        if "deletionTimestamp" in meta and not meta.get("finalizers"):
+        if (
+            "deletionTimestamp" in meta
+            and not meta.get("finalizers")
+            and not meta.get("deletionGracePeriodSeconds")
+        ):
             meta.pop("finalizers", None)
             return self._remove(rt, namespace, name, new)
         self.rv += 1
@@ -159,14 +164,16 @@ class Store:
         self._emit(Event(self.rv, "MODIFIED", rt.key, namespace, new, old))
         return new
 
-    def mark_deleted(self, rt: ResourceType, old: Obj, finalizers: list[str]) -> Obj:
+    def mark_deleted(
+        self, rt: ResourceType, old: Obj, finalizers: list[str], grace: int = 0
+    ) -> Obj:
         """Set deletionTimestamp (and the given finalizers); the object stays until they
-        are all removed."""
+        are all removed — and, with a grace period (Pods), until its kubelet removes it."""
         new = copy.deepcopy(old)
         meta = new["metadata"]
         if "deletionTimestamp" not in meta:
             meta["deletionTimestamp"] = now_rfc3339()
-            meta["deletionGracePeriodSeconds"] = 0
+            meta["deletionGracePeriodSeconds"] = grace
         meta["finalizers"] = finalizers
         if tracks_generation(rt):
             # The apiserver bumps generation when it sets deletionTimestamp.
@@ -220,6 +227,18 @@ class Store:
         self._compacted = self.rv
         self._log.clear()
         self._log_rvs.clear()
+
+    def expire_next_watch(self, key: Key | None = None) -> None:
+        """The next watch (of collection `key`, or of any) that resumes from a version gets
+        410 Gone, as after an etcd compaction; the relist and watch after it work."""
+        self._forced_expiry.append(key)
+
+    def take_forced_expiry(self, key: Key) -> bool:
+        for i, wanted in enumerate(self._forced_expiry):
+            if wanted is None or wanted == key:
+                del self._forced_expiry[i]
+                return True
+        return False
 
     def close_watches(self) -> None:
         """End every open watch stream, as when an API server restarts or a proxy drops."""

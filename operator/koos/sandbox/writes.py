@@ -9,16 +9,19 @@ sandbox trusts their shape, like a permissive API server would.
 
 from __future__ import annotations
 
+import base64
 import copy
 import random
 import re
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from koos.sandbox import errors, patch, schema
+from koos.sandbox import errors, jobspec, patch, schema
 from koos.sandbox.auth import UserInfo
 from koos.sandbox.errors import ApiError
 from koos.sandbox.registry import Registry, ResourceType
+from koos.sandbox.requestctx import warn
 from koos.sandbox.store import Obj, Store, now_rfc3339
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -67,7 +70,6 @@ class Writes:
         self.store = store
         self.registry = registry
         self.admission = admission
-        self.warnings: list[str] = []  # per request; reset by the HTTP layer
 
     # ---- create ------------------------------------------------------------------------
 
@@ -76,42 +78,51 @@ class Writes:
     ) -> Obj:
         obj = self._decode(rt, body, namespace, opts)
         meta = obj.setdefault("metadata", {})
-        if not meta.get("name"):
-            prefix = meta.get("generateName")
-            if not prefix:
-                raise errors.invalid(
-                    rt.kind,
-                    "",
-                    rt.group,
-                    [("metadata.name", "Required value: name or generateName is required")],
-                )
-            meta["name"] = prefix + "".join(random.choices(_GENERATE_ALPHABET, k=5))
-        name = meta["name"]
+        if not meta.get("name") and not meta.get("generateName"):
+            raise errors.invalid(
+                rt.kind,
+                "",
+                rt.group,
+                [("metadata.name", "Required value: name or generateName is required")],
+            )
         self._check_namespace(rt, namespace)
         if rt.has_status and rt.key != ("", "namespaces"):
             obj.pop("status", None)
-        if rt.key == ("", "namespaces"):
-            obj["status"] = {"phase": "Active"}
-            obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-            meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
-        if self.store.find(rt, namespace, name) is not None:
-            raise errors.already_exists(rt.plural, name, rt.group)
         request = AdmissionRequest(
             user,
             rt,
             "CREATE",
             "",
             namespace,
-            name,
+            meta.get("name", ""),
             obj,
             None,
             opts.dry_run,
             {"kind": "CreateOptions"},
         )
-        obj = await self._admit(request, obj)
+        # As in the apiserver: mutating admission sees no generated name; the name, the
+        # server's defaults and validation come after it; validating admission sees them all.
+        obj = await self.admission.mutate(request) or obj
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("name"):
+            meta["name"] = meta["generateName"] + "".join(random.choices(_GENERATE_ALPHABET, k=5))
+        name = meta["name"]
+        uid = str(uuid.uuid4())
+        try:
+            obj = _create_defaults(rt, obj, uid)
+        except (AttributeError, TypeError, KeyError, ValueError) as exc:
+            # The apiserver would fail to decode such a body into its Go type.
+            raise errors.bad_request(
+                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                f"malformed object: {exc}"
+            ) from exc
+        self._validate(rt, obj)
+        await self.admission.validate(replace(request, name=name, obj=obj))
+        if self.store.find(rt, namespace, name) is not None:
+            raise errors.already_exists(rt.plural, name, rt.group)
         if opts.dry_run:
             return self._dry_run_result(rt, namespace, obj)
-        created = self.store.create(rt, namespace, obj)
+        created = self.store.create(rt, namespace, obj, uid=uid)
         if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
             created = self._establish(rt, created)
         return created
@@ -148,6 +159,8 @@ class Writes:
                 "version and try again",
             )
         new = self._apply_update_rules(rt, old, obj, opts.subresource)
+        if rt.key == ("", "secrets"):
+            new = _secret_string_data(new)
         request = AdmissionRequest(
             user,
             rt,
@@ -211,16 +224,19 @@ class Writes:
         body: Any,
         opts: WriteOptions,
     ) -> Obj:
+        if content_type == "application/strategic-merge-patch+json":
+            patch.check_strategic_supported(rt.custom)
+        if content_type == "application/merge-patch+json" and not isinstance(body, dict):
+            raise errors.bad_request("Invalid JSON Patch")
         old = self.store.get(rt, namespace, name)
         if content_type == "application/merge-patch+json":
             patched = patch.merge_patch(old, body)
         elif content_type == "application/json-patch+json":
             patched = patch.json_patch(old, body)
         elif content_type == "application/strategic-merge-patch+json":
-            patch.check_strategic_supported(rt.custom)
             patched = patch.strategic_merge_patch(old, body)
         else:
-            raise errors.unsupported_media_type(content_type)
+            raise errors.unsupported_media_type()
         if not isinstance(patched, dict):
             raise errors.bad_request("the patch must leave a JSON object")
         return await self.update(user, rt, namespace, name, patched, opts, operation_old=old)
@@ -287,8 +303,9 @@ class Writes:
             marked["status"] = {"phase": "Terminating"}
             self.store.replace(rt, obj, marked)
             return self.store.mark_deleted(rt, self.store.get(rt, namespace, name), finalizers)
-        if finalizers:
-            return self.store.mark_deleted(rt, obj, finalizers)
+        grace = _grace_period(rt, obj, options)
+        if finalizers or grace:
+            return self.store.mark_deleted(rt, obj, finalizers, grace)
         gone = self.store.remove(rt, obj)
         if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
             self._forget_crd(gone)
@@ -323,7 +340,8 @@ class Writes:
                 text = ", ".join(f'unknown field "{p}"' for p in unknown)
                 raise errors.bad_request(f"strict decoding error: {text}")
             if unknown and opts.field_validation == "Warn":
-                self.warnings.extend(f'unknown field "{p}"' for p in unknown)
+                for path in unknown:
+                    warn(f'unknown field "{path}"')
             obj = schema.apply_defaults(pruned, rt.schema)
         return obj
 
@@ -348,8 +366,7 @@ class Writes:
         if mutated is not None:
             obj = mutated
         self._validate(request.rt, obj)
-        final = AdmissionRequest(**{**request.__dict__, "obj": obj})
-        await self.admission.validate(final)
+        await self.admission.validate(replace(request, obj=obj))
         return obj
 
     def _validate(self, rt: ResourceType, obj: Obj) -> None:
@@ -373,6 +390,8 @@ class Writes:
             causes.extend(_crd_causes(obj))
         if rt.custom and rt.schema:
             causes.extend(schema.validate(obj, rt.schema))
+        if rt.key == ("batch", "jobs"):
+            causes.extend(jobspec.validate_job(obj))
         if causes:
             raise errors.invalid(rt.kind, name, rt.group, causes)
 
@@ -418,6 +437,48 @@ class Writes:
         spec = crd.get("spec") or {}
         self.registry.remove_crd(crd["metadata"]["name"])
         self.store.drop_collection((spec.get("group", ""), spec.get("names", {}).get("plural", "")))
+
+
+def _create_defaults(rt: ResourceType, obj: Obj, uid: str) -> Obj:
+    """What the apiserver's create strategies fill in for the built-in kinds koos uses."""
+    if rt.key == ("", "namespaces"):
+        obj["status"] = {"phase": "Active"}
+        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+        obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"][
+            "name"
+        ]
+    elif rt.key == ("batch", "jobs"):
+        obj = jobspec.default_job(obj, uid)
+    elif rt.key == ("", "pods"):
+        obj = jobspec.default_pod(obj)
+    elif rt.key == ("", "secrets"):
+        obj = _secret_string_data(obj)
+    return obj
+
+
+def _secret_string_data(secret: Obj) -> Obj:
+    """`stringData` is write-only: merged into base64 `data`, never stored."""
+    string_data = secret.pop("stringData", None)
+    if string_data:
+        data = dict(secret.get("data") or {})
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+        secret["data"] = data
+    secret.setdefault("type", "Opaque")
+    return secret
+
+
+def _grace_period(rt: ResourceType, obj: Obj, options: dict[str, Any]) -> int:
+    """A running Pod on a node is deleted gracefully: it shows Terminating until its kubelet
+    has stopped the containers and removes it. Anything else goes at once."""
+    if rt.key != ("", "pods") or not (obj.get("spec") or {}).get("nodeName"):
+        return 0
+    if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return 0
+    requested = options.get("gracePeriodSeconds")
+    if requested is not None:
+        return max(int(requested), 0)
+    return int((obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
 
 
 def _propagation(rt: ResourceType, options: dict[str, Any]) -> str:
@@ -483,8 +544,7 @@ def _crd_causes(crd: Obj) -> list[tuple[str, str]]:
             )
             continue
         causes.extend(
-            (f"spec.versions[{i}].schema.openAPIV3Schema", problem)
-            for problem in schema.check_structural(openapi)
+            schema.structural_causes(openapi, f"spec.versions[{i}].schema.openAPIV3Schema")
         )
     return causes
 

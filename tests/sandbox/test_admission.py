@@ -1,0 +1,842 @@
+"""Admission webhooks in the sandbox: real AdmissionReviews POSTed to a real webhook server.
+
+Every test runs a sandbox in-process and an aiohttp webhook server on 127.0.0.1 that records
+the reviews it gets and answers as the test tells it; clients talk HTTP with bearer tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from koos.sandbox.admission import request_warnings, reset_request_warnings
+from koos.sandbox.app import Sandbox
+from koos.sandbox.auth import UserInfo
+from koos.sandbox.writes import AdmissionRequest
+
+CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
+MUTATING = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+VALIDATING = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
+CM_RULE = {
+    "operations": ["CREATE", "UPDATE", "DELETE"],
+    "apiGroups": [""],
+    "apiVersions": ["v1"],
+    "resources": ["configmaps"],
+}
+MERGE = "application/merge-patch+json"
+
+Answer = Callable[[dict[str, Any]], Any]
+
+
+# ---- the webhook server ---------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    path: str
+    query: dict[str, str]
+    review: dict[str, Any]
+
+    @property
+    def request(self) -> dict[str, Any]:
+        request: dict[str, Any] = self.review["request"]
+        return request
+
+
+def allowed(review: dict[str, Any], **response: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": {"uid": review["request"]["uid"], "allowed": True, **response},
+    }
+
+
+def refused(status: dict[str, Any] | None) -> Answer:
+    def answer(review: dict[str, Any]) -> dict[str, Any]:
+        body = allowed(review, allowed=False)
+        if status is not None:
+            body["response"]["status"] = status
+        return body
+
+    return answer
+
+
+def patching(operations: list[dict[str, Any]]) -> Answer:
+    encoded = base64.b64encode(json.dumps(operations).encode()).decode()
+    return lambda review: allowed(review, patchType="JSONPatch", patch=encoded)
+
+
+@dataclass
+class HookServer:
+    """Records every review by path; answers with `answers[path]`, else allows."""
+
+    url: str = ""
+    calls: list[Call] = field(default_factory=list)
+    answers: dict[str, Answer] = field(default_factory=dict)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    ssl_context: ssl.SSLContext | None = None
+    _runner: web.AppRunner | None = None
+
+    def at(self, path: str) -> list[Call]:
+        return [c for c in self.calls if c.path == path]
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        review = await request.json()
+        self.calls.append(Call(request.path, dict(request.query), review))
+        answer: Answer = self.answers.get(request.path, allowed)
+        result = answer(review)
+        if inspect.isawaitable(result):
+            result = await result
+        if isinstance(result, web.StreamResponse):
+            return result
+        return web.json_response(result)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        scheme = "https" if self.ssl_context else "http"
+        self.url = f"{scheme}://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        self.release.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+async def hang_until_released(server: HookServer) -> web.Response:
+    await server.release.wait()
+    return web.json_response({})
+
+
+# ---- the API client -------------------------------------------------------------------------
+
+
+@dataclass
+class Api:
+    session: aiohttp.ClientSession
+    base: str
+    token: str
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": content_type}
+        data = None if body is None else json.dumps(body)
+        async with self.session.request(
+            method, self.base + path, data=data, headers=headers, params=params
+        ) as response:
+            return response.status, await response.json(content_type=None)
+
+    async def create_cm(
+        self, name: str, labels: dict[str, str] | None = None, **params: str
+    ) -> tuple[int, Any]:
+        meta: dict[str, Any] = {"name": name}
+        if labels:
+            meta["labels"] = labels
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"k": "v"}}
+        return await self.call("POST", CONFIGMAPS, body, params=params or None)
+
+
+@dataclass
+class World:
+    sandbox: Sandbox
+    hooks: HookServer
+    admin: Api
+    alice: Api
+
+    def webhook(self, name: str, path: str, **fields: Any) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "name": name,
+            "clientConfig": {"url": self.hooks.url + path},
+            "rules": [CM_RULE],
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+        }
+        spec.update(fields)
+        return spec
+
+    async def configure(self, kind: str, name: str, *webhooks: dict[str, Any]) -> None:
+        plural = MUTATING if kind == "Mutating" else VALIDATING
+        body = {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": f"{kind}WebhookConfiguration",
+            "metadata": {"name": name},
+            "webhooks": list(webhooks),
+        }
+        status, answer = await self.admin.call("POST", plural, body)
+        assert status == 201, answer
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    sandbox = Sandbox(users={"alice": ("sre",)})
+    await sandbox.start()
+    hooks = HookServer()
+    await hooks.start()
+    try:
+        connector = aiohttp.TCPConnector(ssl=sandbox.certificates.client_context())
+        async with aiohttp.ClientSession(connector=connector) as session:
+            yield World(
+                sandbox,
+                hooks,
+                Api(session, sandbox.url, sandbox.admin_token),
+                Api(session, sandbox.url, sandbox.user_tokens["alice"]),
+            )
+    finally:
+        await hooks.stop()
+        await sandbox.stop()
+
+
+def closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# ---- the review -----------------------------------------------------------------------------
+
+
+async def test_review_carries_the_caller_and_the_request(world: World) -> None:
+    await world.configure("Validating", "check", world.webhook("check.koos.test", "/validate"))
+
+    status, created = await world.alice.create_cm("one")
+    assert status == 201, created
+
+    [call] = world.hooks.at("/validate")
+    assert call.query == {"timeout": "10s"}
+    assert call.review["apiVersion"] == "admission.k8s.io/v1"
+    assert call.review["kind"] == "AdmissionReview"
+    request = call.request
+    assert str(uuid.UUID(request["uid"])) == request["uid"]
+    assert request["kind"] == {"group": "", "version": "v1", "kind": "ConfigMap"}
+    assert request["resource"] == {"group": "", "version": "v1", "resource": "configmaps"}
+    assert request["requestKind"] == request["kind"]
+    assert request["requestResource"] == request["resource"]
+    assert "subResource" not in request
+    assert (request["name"], request["namespace"]) == ("one", "default")
+    assert request["operation"] == "CREATE"
+    assert request["userInfo"]["username"] == "alice"
+    assert {"sre", "system:authenticated"} <= set(request["userInfo"]["groups"])
+    obj = request["object"]
+    assert (obj["apiVersion"], obj["kind"]) == ("v1", "ConfigMap")
+    assert obj["metadata"]["name"] == "one"
+    assert obj["metadata"]["namespace"] == "default"
+    assert obj["data"] == {"k": "v"}
+    assert request["oldObject"] is None
+    assert request["dryRun"] is False
+    assert request["options"] == {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
+
+    status, _ = await world.admin.call(
+        "PATCH", f"{CONFIGMAPS}/one", {"data": {"k": "w"}}, content_type=MERGE
+    )
+    assert status == 200
+    update = world.hooks.at("/validate")[1].request
+    assert update["operation"] == "UPDATE"
+    assert update["uid"] != request["uid"]
+    assert update["userInfo"]["username"] == "admin"
+    assert "system:masters" in update["userInfo"]["groups"]
+    assert update["oldObject"]["data"] == {"k": "v"}
+    assert update["object"]["data"] == {"k": "w"}
+    assert update["options"] == {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"}
+
+
+# ---- mutation -------------------------------------------------------------------------------
+
+
+async def test_json_patches_apply_in_configuration_order_before_validation(world: World) -> None:
+    hooks = world.hooks
+    hooks.answers["/second"] = patching(
+        [{"op": "add", "path": "/metadata/annotations", "value": {"second": "saw-first"}}]
+    )
+    hooks.answers["/first"] = patching(
+        [{"op": "add", "path": "/metadata/labels", "value": {"mutated": "yes"}}]
+    )
+    # Created in the opposite order: the apiserver sorts configurations by name.
+    await world.configure("Mutating", "z-second", world.webhook("second.koos.test", "/second"))
+    await world.configure("Mutating", "a-first", world.webhook("first.koos.test", "/first"))
+    await world.configure("Validating", "check", world.webhook("check.koos.test", "/validate"))
+
+    status, created = await world.alice.create_cm("one")
+    assert status == 201, created
+
+    assert [c.path for c in hooks.calls] == ["/first", "/second", "/validate"]
+    assert hooks.at("/second")[0].request["object"]["metadata"]["labels"] == {"mutated": "yes"}
+    validated = hooks.at("/validate")[0].request["object"]["metadata"]
+    assert validated["labels"] == {"mutated": "yes"}
+    assert validated["annotations"] == {"second": "saw-first"}
+    assert created["metadata"]["labels"] == {"mutated": "yes"}
+    status, stored = await world.admin.call("GET", f"{CONFIGMAPS}/one")
+    assert stored["metadata"]["labels"] == {"mutated": "yes"}
+    assert stored["metadata"]["annotations"] == {"second": "saw-first"}
+
+
+async def test_a_patch_that_does_not_apply_is_an_internal_error(world: World) -> None:
+    world.hooks.answers["/mutate"] = patching(
+        [{"op": "replace", "path": "/metadata/labels/absent", "value": "x"}]
+    )
+    await world.configure("Mutating", "m", world.webhook("m.koos.test", "/mutate"))
+
+    status, answer = await world.alice.create_cm("one")
+
+    assert status == 500
+    assert answer["reason"] == "InternalError"
+    assert answer["message"] == (
+        "Internal error occurred: replace operation does not apply: doc is missing path: "
+        "/metadata/labels/absent: missing value"
+    )
+    assert (await world.admin.call("GET", f"{CONFIGMAPS}/one"))[0] == 404
+
+
+async def test_an_undecodable_patch_follows_the_failure_policy(world: World) -> None:
+    bad = base64.b64encode(b'{"op": "add"}').decode()
+    world.hooks.answers["/mutate"] = lambda r: allowed(r, patchType="JSONPatch", patch=bad)
+    await world.configure(
+        "Mutating", "m", world.webhook("m.koos.test", "/mutate", failurePolicy="Ignore")
+    )
+    status, created = await world.alice.create_cm("ignored")
+    assert status == 201, created
+    assert "labels" not in created["metadata"]
+
+
+# ---- refusals -------------------------------------------------------------------------------
+
+DENIED = 'admission webhook "deny.koos.test" denied the request'
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "reason", "message"),
+    [
+        ({"message": "nope"}, 400, None, f"{DENIED}: nope"),
+        (
+            {"code": 403, "reason": "Forbidden", "message": "not on Fridays"},
+            403,
+            "Forbidden",
+            f"{DENIED}: not on Fridays",
+        ),
+        ({"code": 422, "reason": "Invalid"}, 422, "Invalid", f"{DENIED}: Invalid"),
+        ({"code": 200, "message": "odd"}, 400, None, f"{DENIED}: odd"),
+        (None, 400, None, f"{DENIED} without explanation"),
+    ],
+)
+async def test_a_denial_answers_the_webhook_status(
+    world: World, status: dict[str, Any] | None, code: int, reason: str | None, message: str
+) -> None:
+    world.hooks.answers["/deny"] = refused(status)
+    await world.configure("Validating", "deny", world.webhook("deny.koos.test", "/deny"))
+
+    got, answer = await world.alice.create_cm("one")
+
+    assert got == code
+    assert answer["kind"] == "Status"
+    assert answer["status"] == "Failure"
+    assert answer["code"] == code
+    assert answer["message"] == message
+    assert answer.get("reason") == reason
+    assert (await world.admin.call("GET", f"{CONFIGMAPS}/one"))[0] == 404
+
+
+async def test_a_mutating_webhook_can_deny_too(world: World) -> None:
+    world.hooks.answers["/deny"] = refused({"message": "mutating says no", "code": 403})
+    await world.configure("Mutating", "deny", world.webhook("deny.koos.test", "/deny"))
+    await world.configure("Validating", "check", world.webhook("check.koos.test", "/check"))
+
+    got, answer = await world.alice.create_cm("one")
+
+    assert (got, answer["message"]) == (403, f"{DENIED}: mutating says no")
+    assert world.hooks.at("/check") == []
+
+
+# ---- selectors ------------------------------------------------------------------------------
+
+
+async def test_object_selector_matches_the_new_or_the_old_object(world: World) -> None:
+    selector = {"matchLabels": {"watched": "yes"}}
+    await world.configure(
+        "Validating", "sel", world.webhook("sel.koos.test", "/sel", objectSelector=selector)
+    )
+    alice, calls = world.alice, world.hooks.calls
+
+    assert (await alice.create_cm("plain"))[0] == 201
+    assert calls == []
+    assert (await alice.create_cm("watched", {"watched": "yes"}))[0] == 201
+    assert [c.request["name"] for c in calls] == ["watched"]
+
+    # UPDATE: the old object still matches although the new one does not.
+    unlabel = {"metadata": {"labels": {"watched": None}}}
+    status, _ = await alice.call("PATCH", f"{CONFIGMAPS}/watched", unlabel, content_type=MERGE)
+    assert status == 200
+    assert calls[-1].request["operation"] == "UPDATE"
+    assert not calls[-1].request["object"]["metadata"].get("labels")
+    # Neither matches now.
+    touch = {"data": {"k": "x"}}
+    status, _ = await alice.call("PATCH", f"{CONFIGMAPS}/watched", touch, content_type=MERGE)
+    assert status == 200
+    assert len(calls) == 2
+
+
+async def test_namespace_selector_matches_the_namespace_labels(world: World) -> None:
+    admin = world.admin
+    namespace = {"metadata": {"name": "team-a", "labels": {"team": "a"}}}
+    assert (await admin.call("POST", "/api/v1/namespaces", namespace))[0] == 201
+    ns_rule = {
+        "operations": ["CREATE"],
+        "apiGroups": [""],
+        "apiVersions": ["v1"],
+        "resources": ["namespaces"],
+    }
+    await world.configure(
+        "Validating",
+        "ns",
+        world.webhook(
+            "ns.koos.test",
+            "/ns",
+            namespaceSelector={"matchLabels": {"team": "a"}},
+            rules=[CM_RULE, ns_rule],
+        ),
+    )
+    body = {"metadata": {"name": "x"}, "data": {}}
+
+    assert (await world.alice.call("POST", CONFIGMAPS, body))[0] == 201
+    assert world.hooks.calls == []
+    path = "/api/v1/namespaces/team-a/configmaps"
+    assert (await world.alice.call("POST", path, body))[0] == 201
+    [call] = world.hooks.calls
+    assert call.request["namespace"] == "team-a"
+
+    # A Namespace is matched by its own labels, and is its own namespace in the review.
+    plain = {"metadata": {"name": "team-d"}}
+    assert (await admin.call("POST", "/api/v1/namespaces", plain))[0] == 201
+    assert len(world.hooks.calls) == 1
+    labelled = {"metadata": {"name": "team-c", "labels": {"team": "a"}}}
+    assert (await admin.call("POST", "/api/v1/namespaces", labelled))[0] == 201
+    last = world.hooks.calls[-1].request
+    assert last["kind"]["kind"] == "Namespace"
+    assert (last["name"], last["namespace"]) == ("team-c", "team-c")
+
+
+# ---- rules ----------------------------------------------------------------------------------
+
+
+async def test_rules_select_operations(world: World) -> None:
+    rule = {**CM_RULE, "operations": ["UPDATE"]}
+    await world.configure("Validating", "upd", world.webhook("u.koos.test", "/u", rules=[rule]))
+
+    assert (await world.alice.create_cm("one"))[0] == 201
+    assert world.hooks.calls == []
+    change = {"data": {"k": "w"}}
+    assert (await world.alice.call("PATCH", f"{CONFIGMAPS}/one", change, content_type=MERGE))[
+        0
+    ] == 200
+    [call] = world.hooks.calls
+    assert call.request["operation"] == "UPDATE"
+    assert call.request["oldObject"]["data"] == {"k": "v"}
+    assert (await world.alice.call("DELETE", f"{CONFIGMAPS}/one"))[0] == 200
+    assert len(world.hooks.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("resources", "on_pod", "on_status"),
+    [
+        (["pods"], True, False),
+        (["pods/status"], False, True),
+        (["*/status"], False, True),
+        (["pods/*"], True, True),
+        (["*"], True, False),
+        (["*/*"], True, True),
+        (["configmaps"], False, False),
+    ],
+)
+async def test_rules_select_resources_and_subresources(
+    world: World, resources: list[str], on_pod: bool, on_status: bool
+) -> None:
+    rule = {
+        "operations": ["*"],
+        "apiGroups": ["*"],
+        "apiVersions": ["*"],
+        "resources": resources,
+        "scope": "Namespaced",
+    }
+    await world.configure("Validating", "p", world.webhook("p.koos.test", "/p", rules=[rule]))
+    pod = {
+        "metadata": {"name": "p1"},
+        # Bound to a node the sandbox's kubelet does not run: nobody else touches it.
+        "spec": {"nodeName": "elsewhere", "containers": [{"name": "c", "image": "busybox"}]},
+    }
+    pods = "/api/v1/namespaces/default/pods"
+
+    status, created = await world.alice.call("POST", pods, pod)
+    assert status == 201, created
+    status, patched = await world.alice.call(
+        "PATCH", f"{pods}/p1/status", {"status": {"message": "hello"}}, content_type=MERGE
+    )
+    assert status == 200, patched
+
+    mine = [c.request for c in world.hooks.calls if c.request["userInfo"]["username"] == "alice"]
+    assert [r.get("subResource", "") for r in mine] == ([""] * on_pod + ["status"] * on_status)
+    for request in mine:
+        assert request["kind"] == {"group": "", "version": "v1", "kind": "Pod"}
+        assert request.get("requestSubResource") == request.get("subResource")
+    if on_status:
+        assert mine[-1]["operation"] == "UPDATE"
+        assert mine[-1]["object"]["status"]["message"] == "hello"
+
+
+async def test_rules_select_scope(world: World) -> None:
+    cluster = {**CM_RULE, "resources": ["*"], "apiGroups": ["*"], "scope": "Cluster"}
+    await world.configure("Validating", "c", world.webhook("c.koos.test", "/c", rules=[cluster]))
+
+    assert (await world.alice.create_cm("one"))[0] == 201
+    assert world.hooks.calls == []
+    namespace = {"metadata": {"name": "scoped"}}
+    assert (await world.admin.call("POST", "/api/v1/namespaces", namespace))[0] == 201
+    assert [c.request["kind"]["kind"] for c in world.hooks.calls] == ["Namespace"]
+
+
+# ---- failures -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["Mutating", "Validating"])
+@pytest.mark.parametrize("policy", ["Fail", "Ignore"])
+async def test_failure_policy_when_the_webhook_is_down(
+    world: World, kind: str, policy: str
+) -> None:
+    port = closed_port()
+    hook = world.webhook("down.koos.test", "/x", failurePolicy=policy)
+    hook["clientConfig"] = {"url": f"http://127.0.0.1:{port}/x"}
+    await world.configure(kind, "down", hook)
+
+    status, answer = await world.alice.create_cm("one")
+
+    if policy == "Ignore":
+        assert status == 201, answer
+        return
+    reason = (
+        f'failed calling webhook "down.koos.test": failed to call webhook: Post '
+        f'"http://127.0.0.1:{port}/x?timeout=10s": dial tcp 127.0.0.1:{port}: connect: '
+        "connection refused"
+    )
+    assert status == 500
+    assert answer["reason"] == "InternalError"
+    assert answer["message"] == f"Internal error occurred: {reason}"
+    assert answer["details"] == {"causes": [{"message": reason}]}
+
+
+async def test_failure_policy_defaults_to_fail(world: World) -> None:
+    hook = world.webhook("down.koos.test", "/x")
+    hook["clientConfig"] = {"url": f"http://127.0.0.1:{closed_port()}/x"}
+    await world.configure("Validating", "down", hook)
+    assert (await world.alice.create_cm("one"))[0] == 500
+
+
+@pytest.mark.parametrize("policy", ["Fail", "Ignore"])
+async def test_timeout_seconds(world: World, policy: str) -> None:
+    world.hooks.answers["/slow"] = lambda review: hang_until_released(world.hooks)
+    await world.configure(
+        "Validating",
+        "slow",
+        world.webhook("slow.koos.test", "/slow", timeoutSeconds=1, failurePolicy=policy),
+    )
+
+    started = time.monotonic()
+    status, answer = await world.alice.create_cm("one")
+    elapsed = time.monotonic() - started
+
+    assert 0.9 < elapsed < 5
+    [call] = world.hooks.calls
+    assert call.query == {"timeout": "1s"}
+    if policy == "Ignore":
+        assert status == 201, answer
+        return
+    assert status == 500
+    assert answer["message"] == (
+        'Internal error occurred: failed calling webhook "slow.koos.test": failed to call '
+        f'webhook: Post "{world.hooks.url}/slow?timeout=1s": context deadline exceeded'
+    )
+
+
+def _status(code: int, text: str) -> Answer:
+    return lambda review: web.Response(status=code, text=text)
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (
+            _status(500, "boom"),
+            'failed to call webhook: an error on the server ("boom") has prevented the '
+            "request from succeeding",
+        ),
+        (
+            _status(404, "nothing"),
+            "failed to call webhook: the server could not find the requested resource",
+        ),
+        (
+            lambda r: web.Response(status=200, text="not json"),
+            "failed to call webhook: couldn't get version/kind; json parse error: ",
+        ),
+        (
+            lambda r: {**allowed(r), "response": {"uid": "nope", "allowed": True}},
+            'received invalid webhook response: expected response.uid="{uid}", got "nope"',
+        ),
+        (
+            lambda r: {"response": allowed(r)["response"]},
+            "received invalid webhook response: expected webhook response of "
+            "admission.k8s.io/v1, Kind=AdmissionReview, got /, Kind=",
+        ),
+        (
+            lambda r: {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"},
+            "received invalid webhook response: webhook response was absent",
+        ),
+        (
+            patching([{"op": "add", "path": "/data/x", "value": "y"}]),
+            "received invalid webhook response: validating webhook may not return response.patch",
+        ),
+    ],
+)
+async def test_broken_answers_are_call_failures(world: World, answer: Answer, reason: str) -> None:
+    world.hooks.answers["/bad"] = answer
+    await world.configure("Validating", "bad", world.webhook("bad.koos.test", "/bad"))
+
+    status, body = await world.alice.create_cm("one")
+
+    uid = world.hooks.calls[0].request["uid"]
+    prefix = 'Internal error occurred: failed calling webhook "bad.koos.test": '
+    assert status == 500
+    assert body["reason"] == "InternalError"
+    assert body["message"].startswith(prefix + reason.format(uid=uid))
+
+
+async def test_a_service_client_config_cannot_be_reached(world: World) -> None:
+    hook = world.webhook("svc.koos.test", "/x")
+    hook["clientConfig"] = {"service": {"name": "hooks", "namespace": "ops", "path": "/v"}}
+    await world.configure("Validating", "svc", hook)
+
+    status, body = await world.alice.create_cm("one")
+
+    assert status == 500
+    assert body["message"].startswith(
+        'Internal error occurred: failed calling webhook "svc.koos.test": failed to call '
+        'webhook: Post "https://hooks.ops.svc:443/v?timeout=10s": '
+    )
+    assert "clientConfig.url" in body["message"]
+
+
+# ---- dry run --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["Fail", "Ignore"])
+async def test_dry_run_is_refused_by_a_webhook_with_side_effects(world: World, policy: str) -> None:
+    await world.configure(
+        "Validating",
+        "fx",
+        world.webhook("fx.koos.test", "/fx", sideEffects="Some", failurePolicy=policy),
+    )
+
+    status, body = await world.alice.create_cm("one", dryRun="All")
+
+    assert status == 400
+    assert body["reason"] == "BadRequest"
+    assert body["message"] == 'admission webhook "fx.koos.test" does not support dry run'
+    assert world.hooks.calls == []
+    # Without dryRun it is called as usual.
+    assert (await world.alice.create_cm("two"))[0] == 201
+    assert len(world.hooks.calls) == 1
+
+
+async def test_dry_run_reaches_a_webhook_without_side_effects_on_dry_run(world: World) -> None:
+    world.hooks.answers["/m"] = patching(
+        [{"op": "add", "path": "/metadata/labels", "value": {"seen": "yes"}}]
+    )
+    await world.configure(
+        "Mutating", "m", world.webhook("m.koos.test", "/m", sideEffects="NoneOnDryRun")
+    )
+
+    status, body = await world.alice.create_cm("one", dryRun="All")
+
+    assert status == 201, body
+    assert body["metadata"]["labels"] == {"seen": "yes"}
+    [call] = world.hooks.calls
+    assert call.request["dryRun"] is True
+    assert call.request["options"]["dryRun"] == ["All"]
+    assert (await world.admin.call("GET", f"{CONFIGMAPS}/one"))[0] == 404
+
+
+# ---- delete ---------------------------------------------------------------------------------
+
+
+async def test_delete_carries_the_old_object(world: World) -> None:
+    assert (await world.alice.create_cm("one"))[0] == 201
+    delete_only = {**CM_RULE, "operations": ["DELETE"]}
+    world.hooks.answers["/v"] = refused({"message": "keep it", "code": 403})
+    await world.configure(
+        "Validating", "v", world.webhook("v.koos.test", "/v", rules=[delete_only])
+    )
+    await world.configure("Mutating", "m", world.webhook("m.koos.test", "/m", rules=[delete_only]))
+
+    status, body = await world.alice.call("DELETE", f"{CONFIGMAPS}/one")
+
+    assert status == 403
+    assert body["message"] == 'admission webhook "v.koos.test" denied the request: keep it'
+    assert [c.path for c in world.hooks.calls] == ["/m", "/v"]
+    for call in world.hooks.calls:
+        request = call.request
+        assert request["operation"] == "DELETE"
+        assert (request["name"], request["namespace"]) == ("one", "default")
+        assert request["object"] is None
+        assert request["oldObject"]["data"] == {"k": "v"}
+        assert request["options"]["kind"] == "DeleteOptions"
+        assert request["options"]["apiVersion"] == "meta.k8s.io/v1"
+    assert (await world.admin.call("GET", f"{CONFIGMAPS}/one"))[0] == 200
+
+
+async def test_a_mutating_webhook_may_not_patch_a_delete(world: World) -> None:
+    assert (await world.alice.create_cm("one"))[0] == 201
+    world.hooks.answers["/m"] = patching([{"op": "add", "path": "/data/x", "value": "y"}])
+    await world.configure("Mutating", "m", world.webhook("m.koos.test", "/m"))
+
+    status, body = await world.alice.call("DELETE", f"{CONFIGMAPS}/one")
+
+    assert status == 500
+    assert body["message"] == (
+        'Internal error occurred: admission webhook "m.koos.test" attempted to modify the '
+        "object, which is not supported for this operation"
+    )
+
+
+# ---- exemptions, TLS, warnings --------------------------------------------------------------
+
+
+async def test_webhook_configurations_are_never_sent_to_webhooks(world: World) -> None:
+    everything = {
+        "operations": ["*"],
+        "apiGroups": ["*"],
+        "apiVersions": ["*"],
+        "resources": ["*/*"],
+    }
+    hook = world.webhook("all.koos.test", "/x", rules=[everything])
+    hook["clientConfig"] = {"url": f"http://127.0.0.1:{closed_port()}/x"}
+    await world.configure("Validating", "all", hook)
+    assert (await world.alice.create_cm("one"))[0] == 500
+
+    await world.configure("Mutating", "another", world.webhook("m.koos.test", "/m"))
+    status, _ = await world.admin.call("DELETE", f"{VALIDATING}/all")
+    assert status == 200
+    assert (await world.alice.create_cm("one"))[0] == 201
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not on the PATH")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_https_trusts_the_ca_bundle_only(
+    world: World, certificate: tuple[Path, Path]
+) -> None:
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    secure = HookServer(ssl_context=context)
+    await secure.start()
+    try:
+        bundle = base64.b64encode(cert.read_bytes()).decode()
+        trusted = world.webhook("tls.koos.test", "/tls")
+        trusted["clientConfig"] = {"url": f"{secure.url}/tls", "caBundle": bundle}
+        await world.configure("Validating", "tls", trusted)
+        assert (await world.alice.create_cm("one"))[0] == 201
+        assert [c.path for c in secure.calls] == ["/tls"]
+
+        untrusted = world.webhook("untrusted.koos.test", "/tls")
+        untrusted["clientConfig"] = {"url": f"{secure.url}/tls"}
+        await world.configure("Validating", "untrusted", untrusted)
+        status, body = await world.alice.create_cm("two")
+        assert status == 500
+        assert body["message"].endswith(
+            "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+        )
+    finally:
+        await secure.stop()
+
+
+async def test_warnings_are_kept_per_request(world: World) -> None:
+    async def warn(review: dict[str, Any]) -> dict[str, Any]:
+        name = review["request"]["name"]
+        return allowed(review, warnings=[f"careful with {name}", f"careful with {name}"])
+
+    world.hooks.answers["/w"] = warn
+    await world.configure("Validating", "w", world.webhook("w.koos.test", "/w"))
+    await world.configure("Mutating", "w", world.webhook("mw.koos.test", "/w"))
+    registry = world.sandbox.state.registry
+    rt = registry.find("", "v1", "configmaps")
+    assert rt is not None
+    user = UserInfo("alice", "u1", ("sre", "system:authenticated"))
+    admission = world.sandbox.admission
+
+    async def admit(name: str) -> list[str]:
+        reset_request_warnings()
+        obj = {"metadata": {"name": name}, "data": {}}
+        request = AdmissionRequest(
+            user, rt, "CREATE", "", "default", name, obj, None, False, {"kind": "CreateOptions"}
+        )
+        mutated = await admission.mutate(request)
+        await admission.validate(request)
+        assert mutated == obj
+        return list(request_warnings())
+
+    first, second = await asyncio.gather(
+        asyncio.create_task(admit("a")), asyncio.create_task(admit("b"))
+    )
+    assert first == ["careful with a"]
+    assert second == ["careful with b"]
+    assert admission.warnings is request_warnings()

@@ -1,0 +1,270 @@
+"""The sandbox checked as a user checks a cluster: with the real kubectl binary as the client."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from koos.sandbox.app import Sandbox
+from koos.sandbox.testing import Kubectl, wait_for
+
+pytestmark = pytest.mark.kubectl
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "sandbox"
+CRD = EXAMPLES / "crd.yaml"
+
+
+def _apply_crd(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", str(CRD))
+    kubectl("wait", "--for=condition=Established", "crd/greetings.demo.koos.io", "--timeout=10s")
+
+
+def _greeting(name: str, message: str = "hi", **spec: object) -> str:
+    body = {
+        "apiVersion": "demo.koos.io/v1",
+        "kind": "Greeting",
+        "metadata": {"name": name},
+        "spec": {"message": message, **spec},
+    }
+    return yaml.safe_dump(body)
+
+
+def test_version_and_discovery(kubectl: Kubectl) -> None:
+    version = json.loads(kubectl("version", "-o", "json"))
+    assert version["serverVersion"]["minor"] == "32"
+    resources = kubectl("api-resources")
+    for expected in ("namespaces", "pods", "jobs", "leases", "customresourcedefinitions"):
+        assert expected in resources
+
+
+def test_apply_creates_then_updates_a_crd_and_an_object(kubectl: Kubectl) -> None:
+    out = kubectl("apply", "-f", str(CRD))
+    assert "customresourcedefinition.apiextensions.k8s.io/greetings.demo.koos.io created" in out
+    out = kubectl("apply", "-f", str(CRD))
+    assert "unchanged" in out
+    kubectl("wait", "--for=condition=Established", "crd/greetings.demo.koos.io", "--timeout=10s")
+    assert "greetings" in kubectl("api-resources", "--api-group=demo.koos.io")
+
+    assert "greeting.demo.koos.io/hello created" in kubectl(
+        "apply", "-f", "-", input=_greeting("hello", "one")
+    )
+    first = kubectl.json("get", "greeting", "hello")
+    assert first["spec"] == {"message": "one", "times": 1}  # the schema default applied
+    assert first["metadata"]["generation"] == 1
+    assert "greeting.demo.koos.io/hello configured" in kubectl(
+        "apply", "-f", "-", input=_greeting("hello", "two")
+    )
+    second = kubectl.json("get", "greeting", "hello")
+    assert second["spec"]["message"] == "two"
+    assert second["metadata"]["generation"] == 2
+    assert int(second["metadata"]["resourceVersion"]) > int(first["metadata"]["resourceVersion"])
+    assert second["metadata"]["uid"] == first["metadata"]["uid"]
+
+
+def test_get_prints_the_crd_printer_columns(kubectl: Kubectl) -> None:
+    _apply_crd(kubectl)
+    kubectl("apply", "-f", "-", input=_greeting("hello", "hey there", times=3))
+    table = kubectl("get", "greetings").splitlines()
+    assert table[0].split() == ["NAME", "MESSAGE", "TIMES", "READY", "AGE"]
+    assert table[1].split()[:4] == ["hello", "hey", "there", "3"]
+    assert kubectl("get", "gr", "hello", "--no-headers").split()[0] == "hello"
+    assert "hello" in kubectl("get", "demo")  # the category
+    manifest = yaml.safe_load(kubectl("get", "greeting", "hello", "-o", "yaml"))
+    assert manifest["kind"] == "Greeting"
+    assert manifest["apiVersion"] == "demo.koos.io/v1"
+
+
+def test_get_watch_sees_a_later_change(kubectl: Kubectl) -> None:
+    _apply_crd(kubectl)
+    kubectl("apply", "-f", "-", input=_greeting("watched", "before"))
+    watcher = kubectl.popen(["get", "greetings", "-w", "--request-timeout=20s"])
+    try:
+        assert watcher.stdout is not None
+        header = watcher.stdout.readline()
+        assert header.split()[0] == "NAME"
+        assert watcher.stdout.readline().split()[:2] == ["watched", "before"]
+        kubectl("patch", "greeting", "watched", "--type", "merge", "-p",
+                '{"spec":{"message":"after"}}')
+        assert watcher.stdout.readline().split()[:2] == ["watched", "after"]
+    finally:
+        watcher.kill()
+        watcher.communicate()
+
+
+def test_label_annotate_and_patch_in_every_type(kubectl: Kubectl) -> None:
+    _apply_crd(kubectl)
+    kubectl("apply", "-f", "-", input=_greeting("p", "start"))
+    kubectl("label", "greeting", "p", "team=sre")
+    kubectl("annotate", "greeting", "p", "koos.io/note=checked")
+    kubectl("patch", "greeting", "p", "--type", "merge", "-p", '{"spec":{"times":2}}')
+    kubectl("patch", "greeting", "p", "--type", "json", "-p",
+            '[{"op":"replace","path":"/spec/message","value":"json"}]')
+    obj = kubectl.json("get", "greeting", "p")
+    assert obj["metadata"]["labels"] == {"team": "sre"}
+    assert obj["metadata"]["annotations"]["koos.io/note"] == "checked"
+    assert obj["spec"] == {"message": "json", "times": 2}
+
+    failed = kubectl.run("patch", "greeting", "p", "--type", "json", "-p",
+                         '[{"op":"test","path":"/spec/message","value":"nope"}]', check=False)
+    assert failed.returncode != 0
+    smp = kubectl.run("patch", "greeting", "p", "--type", "strategic", "-p", '{"spec":{}}',
+                      check=False)
+    assert smp.returncode != 0
+    assert "application/strategic-merge-patch+json is not supported by demo.koos.io/v1" in (
+        smp.stderr
+    )
+
+    # Strategic merge on a built-in merges lists by key, as kubectl expects.
+    kubectl("create", "deployment", "web", "--image=nginx:1", "--replicas=1")
+    kubectl("patch", "deployment", "web", "--type", "strategic", "-p",
+            '{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","image":"busybox"}]}}}}')
+    containers = kubectl.json("get", "deployment", "web")["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["sidecar", "nginx"]  # merged by name, new first
+
+
+def test_delete_waits_for_finalizers(kubectl: Kubectl) -> None:
+    _apply_crd(kubectl)
+    kubectl("apply", "-f", "-", input=_greeting("kept"))
+    kubectl("patch", "greeting", "kept", "--type", "merge", "-p",
+            '{"metadata":{"finalizers":["demo.koos.io/hold"]}}')
+    kubectl("delete", "greeting", "kept", "--wait=false")
+    obj = kubectl.json("get", "greeting", "kept")
+    assert obj["metadata"]["deletionTimestamp"]
+    kubectl("patch", "greeting", "kept", "--type", "json", "-p",
+            '[{"op":"remove","path":"/metadata/finalizers"}]')
+    gone = kubectl.run("get", "greeting", "kept", check=False)
+    assert gone.returncode != 0
+    assert 'greetings.demo.koos.io "kept" not found' in gone.stderr
+
+
+def test_wait_for_a_condition(kubectl: Kubectl, sandbox_thread: object) -> None:
+    _apply_crd(kubectl)
+    kubectl("apply", "-f", "-", input=_greeting("ready"))
+    waiter = kubectl.popen(["wait", "--for=condition=Ready", "greeting/ready", "--timeout=20s"])
+    kubectl("patch", "greeting", "ready", "--subresource=status", "--type", "merge", "-p",
+            '{"status":{"conditions":[{"type":"Ready","status":"True"}]}}')
+    out, err = waiter.communicate(timeout=30)
+    assert waiter.returncode == 0, err
+    assert "condition met" in out
+
+
+def test_status_and_main_endpoints_are_separate(kubectl: Kubectl) -> None:
+    _apply_crd(kubectl)
+    kubectl("apply", "-f", "-", input=_greeting("s"))
+    kubectl("patch", "greeting", "s", "--type", "merge", "-p",
+            '{"status":{"conditions":[{"type":"Ready","status":"True"}]}}')
+    assert "status" not in kubectl.json("get", "greeting", "s")
+    kubectl("patch", "greeting", "s", "--subresource=status", "--type", "merge", "-p",
+            '{"spec":{"message":"ignored"},"status":{"conditions":[{"type":"Ready","status":"True"}]}}')
+    obj = kubectl.json("get", "greeting", "s")
+    assert obj["spec"]["message"] == "hi"
+    assert obj["status"]["conditions"][0]["type"] == "Ready"
+    assert obj["metadata"]["generation"] == 1
+
+
+def test_schema_violation_is_refused_with_the_field_path(kubectl: Kubectl) -> None:
+    _apply_crd(kubectl)
+    bad = kubectl.run("apply", "-f", "-", input=_greeting("bad", times=11), check=False)
+    assert bad.returncode != 0
+    assert "spec.times" in bad.stderr
+    assert "should be less than or equal to 10" in bad.stderr
+    missing = kubectl.run(
+        "apply", "-f", "-", check=False,
+        input=yaml.safe_dump({"apiVersion": "demo.koos.io/v1", "kind": "Greeting",
+                              "metadata": {"name": "empty"}, "spec": {}}),
+    )
+    assert missing.returncode != 0
+    assert "spec.message: Required value" in missing.stderr
+
+
+def test_duplicate_create_is_a_409(kubectl: Kubectl) -> None:
+    kubectl("create", "configmap", "twice", "--from-literal=a=1")
+    again = kubectl.run("create", "configmap", "twice", "--from-literal=a=1", check=False)
+    assert again.returncode != 0
+    assert 'configmaps "twice" already exists' in again.stderr
+
+
+def test_list_with_label_selectors_and_pagination(kubectl: Kubectl) -> None:
+    for i in range(7):
+        tier = "web" if i % 2 else "db"
+        kubectl("create", "configmap", f"cm-{i}", f"--from-literal=i={i}")
+        kubectl("label", "configmap", f"cm-{i}", f"tier={tier}", f"index=n{i}")
+    names = kubectl("get", "cm", "-l", "tier=web", "-o", "name").split()
+    assert names == ["configmap/cm-1", "configmap/cm-3", "configmap/cm-5"]
+    names = kubectl("get", "cm", "-l", "tier in (db),index notin (n0,n2)", "-o", "name").split()
+    assert names == ["configmap/cm-4", "configmap/cm-6"]
+    paged = kubectl("get", "cm", "-l", "tier", "--chunk-size=2", "-o", "name").split()
+    assert len(paged) == 7
+
+
+def test_pagination_over_the_api_returns_continue_tokens(kubectl: Kubectl, sandbox: Sandbox) -> None:
+    for i in range(5):
+        kubectl("create", "configmap", f"page-{i}")
+    mark = sandbox.requests.mark()
+    assert len(kubectl("get", "cm", "--chunk-size=2", "-o", "name").split()) == 5
+    lists = [r for r in sandbox.requests.since(mark) if r.verb == "list"]
+    assert len(lists) >= 3
+
+
+def test_contexts_act_as_their_users(kubectl: Kubectl) -> None:
+    whoami = kubectl("auth", "whoami", "-o", "json", context="alice")
+    info = json.loads(whoami)["status"]["userInfo"]
+    assert info["username"] == "alice"
+    assert "sre" in info["groups"]
+    bob = json.loads(kubectl("auth", "whoami", "-o", "json", context="bob"))
+    assert bob["status"]["userInfo"]["username"] == "bob"
+
+
+def test_a_denied_verb_is_forbidden(kubectl: Kubectl, sandbox: Sandbox) -> None:
+    from koos.sandbox.auth import DenyRule
+
+    sandbox.deny(DenyRule(verb="delete", resource="configmaps", user="bob"))
+    kubectl("create", "configmap", "guarded")
+    denied = kubectl.run("delete", "configmap", "guarded", context="bob", check=False)
+    assert denied.returncode != 0
+    assert 'User "bob" cannot delete resource "configmaps"' in denied.stderr
+    assert kubectl("auth", "can-i", "delete", "configmaps", context="bob", check=False).strip() == "no"
+    assert kubectl("auth", "can-i", "delete", "configmaps", context="alice").strip() == "yes"
+
+
+def test_jobs_run_and_serve_logs(kubectl: Kubectl, sandbox: Sandbox) -> None:
+    sandbox.jobs.script(pattern="logged*", logs="line one\nline two\n", message='{"ok":true}')
+    kubectl("create", "job", "logged", "--image=busybox", "--", "echo", "ignored")
+    kubectl("wait", "--for=condition=Complete", "job/logged", "--timeout=20s")
+    assert kubectl("logs", "job/logged") == "line one\nline two\n"
+    jobs = kubectl("get", "jobs").splitlines()
+    assert jobs[0].split()[:3] == ["NAME", "STATUS", "COMPLETIONS"]
+    assert jobs[1].split()[:3] == ["logged", "Complete", "1/1"]
+
+
+def test_namespace_deletion_removes_its_content(kubectl: Kubectl) -> None:
+    kubectl("create", "namespace", "scratch")
+    kubectl("create", "configmap", "inside", "-n", "scratch")
+    kubectl("delete", "namespace", "scratch", "--timeout=20s")
+    assert kubectl.run("get", "namespace", "scratch", check=False).returncode != 0
+    kubectl("create", "namespace", "scratch")
+    assert kubectl("get", "configmaps", "-n", "scratch", "-o", "name").strip() == ""
+
+
+def test_owner_garbage_collection(kubectl: Kubectl) -> None:
+    kubectl("create", "configmap", "owner")
+    uid = kubectl.json("get", "configmap", "owner")["metadata"]["uid"]
+    dependent = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "dependent",
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}
+            ],
+        },
+    }
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(dependent))
+    kubectl("delete", "configmap", "owner")
+    wait_for(
+        lambda: kubectl.run("get", "configmap", "dependent", check=False).returncode != 0,
+        what="the dependent to be collected",
+    )
