@@ -36,7 +36,7 @@ demo: install
 	$(BIN)/python -m koos.cli.demo
 
 bench: install
-	$(BIN)/python bench/sandbox_requests.py
+	$(BIN)/python bench/sandbox_requests.py --write bench/results/sandbox-requests.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -39,13 +39,19 @@ class Operator:
 
     async def create(self, name: str, message: str) -> None:
         body = {"metadata": {"name": name}, "spec": {"message": message}}
-        await self.sandbox.state.writes.create(self.admin, self.rt(), "default", body,
-                                               WriteOptions())
+        await self.sandbox.state.writes.create(
+            self.admin, self.rt(), "default", body, WriteOptions()
+        )
 
     async def set_message(self, name: str, message: str) -> None:
         await self.sandbox.state.writes.patch(
-            self.admin, self.rt(), "default", name, "application/merge-patch+json",
-            {"spec": {"message": message}}, WriteOptions(),
+            self.admin,
+            self.rt(),
+            "default",
+            name,
+            "application/merge-patch+json",
+            {"spec": {"message": message}},
+            WriteOptions(),
         )
 
     async def delete(self, name: str) -> None:

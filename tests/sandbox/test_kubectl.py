@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -86,8 +89,9 @@ def test_get_watch_sees_a_later_change(kubectl: Kubectl) -> None:
         header = watcher.stdout.readline()
         assert header.split()[0] == "NAME"
         assert watcher.stdout.readline().split()[:2] == ["watched", "before"]
-        kubectl("patch", "greeting", "watched", "--type", "merge", "-p",
-                '{"spec":{"message":"after"}}')
+        kubectl(
+            "patch", "greeting", "watched", "--type", "merge", "-p", '{"spec":{"message":"after"}}'
+        )
         assert watcher.stdout.readline().split()[:2] == ["watched", "after"]
     finally:
         watcher.kill()
@@ -100,18 +104,34 @@ def test_label_annotate_and_patch_in_every_type(kubectl: Kubectl) -> None:
     kubectl("label", "greeting", "p", "team=sre")
     kubectl("annotate", "greeting", "p", "koos.io/note=checked")
     kubectl("patch", "greeting", "p", "--type", "merge", "-p", '{"spec":{"times":2}}')
-    kubectl("patch", "greeting", "p", "--type", "json", "-p",
-            '[{"op":"replace","path":"/spec/message","value":"json"}]')
+    kubectl(
+        "patch",
+        "greeting",
+        "p",
+        "--type",
+        "json",
+        "-p",
+        '[{"op":"replace","path":"/spec/message","value":"json"}]',
+    )
     obj = kubectl.json("get", "greeting", "p")
     assert obj["metadata"]["labels"] == {"team": "sre"}
     assert obj["metadata"]["annotations"]["koos.io/note"] == "checked"
     assert obj["spec"] == {"message": "json", "times": 2}
 
-    failed = kubectl.run("patch", "greeting", "p", "--type", "json", "-p",
-                         '[{"op":"test","path":"/spec/message","value":"nope"}]', check=False)
+    failed = kubectl.run(
+        "patch",
+        "greeting",
+        "p",
+        "--type",
+        "json",
+        "-p",
+        '[{"op":"test","path":"/spec/message","value":"nope"}]',
+        check=False,
+    )
     assert failed.returncode != 0
-    smp = kubectl.run("patch", "greeting", "p", "--type", "strategic", "-p", '{"spec":{}}',
-                      check=False)
+    smp = kubectl.run(
+        "patch", "greeting", "p", "--type", "strategic", "-p", '{"spec":{}}', check=False
+    )
     assert smp.returncode != 0
     assert "application/strategic-merge-patch+json is not supported by demo.koos.io/v1" in (
         smp.stderr
@@ -119,8 +139,15 @@ def test_label_annotate_and_patch_in_every_type(kubectl: Kubectl) -> None:
 
     # Strategic merge on a built-in merges lists by key, as kubectl expects.
     kubectl("create", "deployment", "web", "--image=nginx:1", "--replicas=1")
-    kubectl("patch", "deployment", "web", "--type", "strategic", "-p",
-            '{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","image":"busybox"}]}}}}')
+    kubectl(
+        "patch",
+        "deployment",
+        "web",
+        "--type",
+        "strategic",
+        "-p",
+        '{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","image":"busybox"}]}}}}',
+    )
     containers = kubectl.json("get", "deployment", "web")["spec"]["template"]["spec"]["containers"]
     assert [c["name"] for c in containers] == ["sidecar", "nginx"]  # merged by name, new first
 
@@ -128,13 +155,27 @@ def test_label_annotate_and_patch_in_every_type(kubectl: Kubectl) -> None:
 def test_delete_waits_for_finalizers(kubectl: Kubectl) -> None:
     _apply_crd(kubectl)
     kubectl("apply", "-f", "-", input=_greeting("kept"))
-    kubectl("patch", "greeting", "kept", "--type", "merge", "-p",
-            '{"metadata":{"finalizers":["demo.koos.io/hold"]}}')
+    kubectl(
+        "patch",
+        "greeting",
+        "kept",
+        "--type",
+        "merge",
+        "-p",
+        '{"metadata":{"finalizers":["demo.koos.io/hold"]}}',
+    )
     kubectl("delete", "greeting", "kept", "--wait=false")
     obj = kubectl.json("get", "greeting", "kept")
     assert obj["metadata"]["deletionTimestamp"]
-    kubectl("patch", "greeting", "kept", "--type", "json", "-p",
-            '[{"op":"remove","path":"/metadata/finalizers"}]')
+    kubectl(
+        "patch",
+        "greeting",
+        "kept",
+        "--type",
+        "json",
+        "-p",
+        '[{"op":"remove","path":"/metadata/finalizers"}]',
+    )
     gone = kubectl.run("get", "greeting", "kept", check=False)
     assert gone.returncode != 0
     assert 'greetings.demo.koos.io "kept" not found' in gone.stderr
@@ -144,8 +185,16 @@ def test_wait_for_a_condition(kubectl: Kubectl, sandbox_thread: object) -> None:
     _apply_crd(kubectl)
     kubectl("apply", "-f", "-", input=_greeting("ready"))
     waiter = kubectl.popen(["wait", "--for=condition=Ready", "greeting/ready", "--timeout=20s"])
-    kubectl("patch", "greeting", "ready", "--subresource=status", "--type", "merge", "-p",
-            '{"status":{"conditions":[{"type":"Ready","status":"True"}]}}')
+    kubectl(
+        "patch",
+        "greeting",
+        "ready",
+        "--subresource=status",
+        "--type",
+        "merge",
+        "-p",
+        '{"status":{"conditions":[{"type":"Ready","status":"True"}]}}',
+    )
     out, err = waiter.communicate(timeout=30)
     assert waiter.returncode == 0, err
     assert "condition met" in out
@@ -154,11 +203,26 @@ def test_wait_for_a_condition(kubectl: Kubectl, sandbox_thread: object) -> None:
 def test_status_and_main_endpoints_are_separate(kubectl: Kubectl) -> None:
     _apply_crd(kubectl)
     kubectl("apply", "-f", "-", input=_greeting("s"))
-    kubectl("patch", "greeting", "s", "--type", "merge", "-p",
-            '{"status":{"conditions":[{"type":"Ready","status":"True"}]}}')
+    kubectl(
+        "patch",
+        "greeting",
+        "s",
+        "--type",
+        "merge",
+        "-p",
+        '{"status":{"conditions":[{"type":"Ready","status":"True"}]}}',
+    )
     assert "status" not in kubectl.json("get", "greeting", "s")
-    kubectl("patch", "greeting", "s", "--subresource=status", "--type", "merge", "-p",
-            '{"spec":{"message":"ignored"},"status":{"conditions":[{"type":"Ready","status":"True"}]}}')
+    kubectl(
+        "patch",
+        "greeting",
+        "s",
+        "--subresource=status",
+        "--type",
+        "merge",
+        "-p",
+        '{"spec":{"message":"ignored"},"status":{"conditions":[{"type":"Ready","status":"True"}]}}',
+    )
     obj = kubectl.json("get", "greeting", "s")
     assert obj["spec"]["message"] == "hi"
     assert obj["status"]["conditions"][0]["type"] == "Ready"
@@ -172,9 +236,18 @@ def test_schema_violation_is_refused_with_the_field_path(kubectl: Kubectl) -> No
     assert "spec.times" in bad.stderr
     assert "should be less than or equal to 10" in bad.stderr
     missing = kubectl.run(
-        "apply", "-f", "-", check=False,
-        input=yaml.safe_dump({"apiVersion": "demo.koos.io/v1", "kind": "Greeting",
-                              "metadata": {"name": "empty"}, "spec": {}}),
+        "apply",
+        "-f",
+        "-",
+        check=False,
+        input=yaml.safe_dump(
+            {
+                "apiVersion": "demo.koos.io/v1",
+                "kind": "Greeting",
+                "metadata": {"name": "empty"},
+                "spec": {},
+            }
+        ),
     )
     assert missing.returncode != 0
     assert "spec.message: Required value" in missing.stderr
@@ -200,7 +273,9 @@ def test_list_with_label_selectors_and_pagination(kubectl: Kubectl) -> None:
     assert len(paged) == 7
 
 
-def test_pagination_over_the_api_returns_continue_tokens(kubectl: Kubectl, sandbox: Sandbox) -> None:
+def test_pagination_over_the_api_returns_continue_tokens(
+    kubectl: Kubectl, sandbox: Sandbox
+) -> None:
     for i in range(5):
         kubectl("create", "configmap", f"page-{i}")
     mark = sandbox.requests.mark()
@@ -226,7 +301,9 @@ def test_a_denied_verb_is_forbidden(kubectl: Kubectl, sandbox: Sandbox) -> None:
     denied = kubectl.run("delete", "configmap", "guarded", context="bob", check=False)
     assert denied.returncode != 0
     assert 'User "bob" cannot delete resource "configmaps"' in denied.stderr
-    assert kubectl("auth", "can-i", "delete", "configmaps", context="bob", check=False).strip() == "no"
+    assert (
+        kubectl("auth", "can-i", "delete", "configmaps", context="bob", check=False).strip() == "no"
+    )
     assert kubectl("auth", "can-i", "delete", "configmaps", context="alice").strip() == "yes"
 
 
@@ -268,3 +345,83 @@ def test_owner_garbage_collection(kubectl: Kubectl) -> None:
         lambda: kubectl.run("get", "configmap", "dependent", check=False).returncode != 0,
         what="the dependent to be collected",
     )
+
+
+class _Reviews(http.server.BaseHTTPRequestHandler):
+    seen: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.seen.append(review)
+        user = review["request"]["userInfo"]["username"]
+        body = {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "response": {
+                "uid": review["request"]["uid"],
+                "allowed": user != "bob",
+                "status": {"code": 403, "message": f"{user} may not touch guarded maps"},
+            },
+        }
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_an_admission_webhook_sees_alice_as_alice(kubectl: Kubectl) -> None:
+    _Reviews.seen = []
+    hooks = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Reviews)
+    thread = threading.Thread(target=hooks.serve_forever, daemon=True)
+    thread.start()
+    try:
+        config = {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": "guard"},
+            "webhooks": [
+                {
+                    "name": "guard.demo.koos.io",
+                    "clientConfig": {"url": f"http://127.0.0.1:{hooks.server_port}/review"},
+                    "rules": [
+                        {
+                            "operations": ["CREATE"],
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "resources": ["configmaps"],
+                        }
+                    ],
+                    "objectSelector": {"matchLabels": {"guarded": "yes"}},
+                    "sideEffects": "None",
+                    "admissionReviewVersions": ["v1"],
+                }
+            ],
+        }
+        kubectl("apply", "-f", "-", input=yaml.safe_dump(config))
+        guarded = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"labels": {"guarded": "yes"}},
+        }
+        mine = {**guarded, "metadata": {**guarded["metadata"], "name": "alices"}}
+        kubectl("apply", "-f", "-", input=yaml.safe_dump(mine), context="alice")
+        user = _Reviews.seen[-1]["request"]["userInfo"]
+        assert user["username"] == "alice"
+        assert "sre" in user["groups"]
+        theirs = {**guarded, "metadata": {**guarded["metadata"], "name": "bobs"}}
+        refused = kubectl.run(
+            "apply", "-f", "-", input=yaml.safe_dump(theirs), context="bob", check=False
+        )
+        assert refused.returncode != 0
+        assert 'admission webhook "guard.demo.koos.io" denied the request: bob may not touch' in (
+            refused.stderr
+        )
+        assert kubectl.run("get", "configmap", "bobs", check=False).returncode != 0
+    finally:
+        hooks.shutdown()
+        hooks.server_close()

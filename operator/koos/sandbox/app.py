@@ -122,8 +122,7 @@ class Sandbox:
             self._runner, self.host, self.port, ssl_context=self.certificates.server_context()
         )
         await site.start()
-        sockets = site._server.sockets if site._server else []
-        self.port = sockets[0].getsockname()[1]
+        self.port = _bound_port(site)
         self.url = f"https://{self.host}:{self.port}"
         self.admission.start()
         self._tasks = [
@@ -167,6 +166,12 @@ class Sandbox:
             for doc in yaml.safe_load_all(path.read_text()):
                 if doc and doc.get("kind") == "CustomResourceDefinition":
                     await self.state.writes.create(admin, crd_type, "", doc, WriteOptions())
+
+
+def _bound_port(site: web.TCPSite) -> int:
+    server = site._server
+    sockets = getattr(server, "sockets", None) or []
+    return int(sockets[0].getsockname()[1])
 
 
 class SandboxThread:

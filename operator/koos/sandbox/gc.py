@@ -50,9 +50,9 @@ class GarbageCollector:
 
     def _index(self, event: Event) -> None:
         ref = (event.key, event.namespace, event.obj["metadata"]["name"])
-        old_owners = {o.get("uid") for o in _owners(event.old)}
+        old_owners = {str(o.get("uid")) for o in _owners(event.old)}
         new_owners = (
-            set() if event.type == "DELETED" else {o.get("uid") for o in _owners(event.obj)}
+            set() if event.type == "DELETED" else {str(o.get("uid")) for o in _owners(event.obj)}
         )
         for uid in old_owners - new_owners:
             self.dependents.get(uid, set()).discard(ref)

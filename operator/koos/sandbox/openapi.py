@@ -57,8 +57,7 @@ def group_version_doc(registry: Registry, group: str, version: str) -> dict[str,
         paths[f"{prefix}/{rt.plural}"] = {
             "post": {**operation, "operationId": f"create{rt.kind}"},
         }
-        body = dict(rt.schema) if rt.schema else {"type": "object"}
-        body.setdefault("properties", {})
+        body: dict[str, Any] = dict(rt.schema) if rt.schema else {"type": "object"}
         schemas[_schema_name(rt)] = {**body, GVK: [gvk]}
     return {
         "openapi": "3.0.0",
