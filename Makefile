@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: all install test lint typecheck layers pytest demo bench clean
+.PHONY: all install test lint typecheck layers pytest demo bench crds clean
 
 all: test
 
@@ -31,6 +31,9 @@ pytest: install
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test: lint typecheck layers pytest
+
+crds: install
+	$(BIN)/python -m koos.cli.crds
 
 demo: install
 	$(BIN)/python -m koos.cli.demo

@@ -116,7 +116,9 @@ class Sandbox:
     async def start(self) -> str:
         await self._seed()
         server = Server(self.state)
-        self._runner = web.AppRunner(server.app, access_log=None, shutdown_timeout=0.5)
+        self._runner = web.AppRunner(
+            server.app, access_log=None, shutdown_timeout=0.5, handler_cancellation=True
+        )
         await self._runner.setup()
         site = web.TCPSite(
             self._runner, self.host, self.port, ssl_context=self.certificates.server_context()

@@ -18,9 +18,11 @@
 Everything is driven by store events through a queue; timers (deadline, back-off, TTL) only
 put the Job back on that queue. An error on one Job is logged and the loop goes on.
 
-Layout: jobs.py (this controller, and the controls tests use), jobspec.py (API-server
-defaults/validation and helpers on Job/Pod objects), kubelet.py (Pod lifecycle), runtime.py
-(local processes or scripted outcomes), podenv.py (container environment), nodes.py (Node).
+Layout: jobs.py (this controller: its queue, timers and the sync of one Job), jobstatus.py
+(the sync's computations, no store), jobpods.py (the Pods and Events it writes),
+jobcontrols.py (the controls tests use), jobspec.py (API-server defaults/validation and
+helpers on Job/Pod objects), kubelet.py and podstatus.py (Pod lifecycle), runtime.py (local
+processes or scripted outcomes), podenv.py (container environment), nodes.py (Node).
 """
 
 from __future__ import annotations
@@ -28,21 +30,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import random
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from koos.sandbox import jobspec as js
 from koos.sandbox.errors import ApiError
-from koos.sandbox.jobspec import (
-    INDEX,
-    JOB_TRACKING,
-    default_job,
-    default_pod,
-    default_pod_spec,
-    delete_object,
-    validate_job,
+from koos.sandbox.jobcontrols import JobControls
+from koos.sandbox.jobpods import JOBS, PODS, JobPods
+from koos.sandbox.jobspec import INDEX, default_job, default_pod, default_pod_spec, validate_job
+from koos.sandbox.jobstatus import (
+    count_completions,
+    count_terminated,
+    deadline_left,
+    past_on_failure,
+    pods_to_remove,
+    set_pod_counts,
+    wanted_pods,
 )
 from koos.sandbox.kubelet import Kubelet
 from koos.sandbox.nodes import DEFAULT_NODE, build_node
@@ -63,8 +66,6 @@ __all__ = [
 ]
 
 MANAGER = "kubernetes.io/job-controller"
-JOBS, PODS = ("batch", "jobs"), ("", "pods")
-_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def _builtin(state: State, group: str, plural: str) -> ResourceType:
@@ -73,7 +74,7 @@ def _builtin(state: State, group: str, plural: str) -> ResourceType:
     return rt
 
 
-class JobController:
+class JobController(JobControls):
     """The Job controller and the kubelet stand-in of one sandbox.
 
     `mode` "local" runs containers as local processes, "scripted" ends them as `script()`
@@ -107,91 +108,20 @@ class JobController:
             (0.0 if mode == "scripted" else 0.2) if pod_backoff is None else (pod_backoff)
         )
         self.queue: asyncio.Queue[Event | tuple[str, str]] = asyncio.Queue()
-        self._pods_by_job: dict[str, set[tuple[str, str]]] = {}
         self._timers: dict[tuple[str, str, str], asyncio.TimerHandle] = {}
         self._failures: dict[str, tuple[int, float]] = {}  # job uid → (in a row, loop time)
         self.job_rt = _builtin(state, "batch", "jobs")
         self.pod_rt = _builtin(state, "", "pods")
         self.event_rt = _builtin(state, "", "events")
         self.ns_rt = _builtin(state, "", "namespaces")
+        self.pods = JobPods(state.store, self.kubelet, self.pod_rt, self.event_rt, self.ns_rt)
         state.store.listeners.append(self._listen)
-
-    # ---- test controls -----------------------------------------------------------------
-
-    def script(
-        self,
-        pattern: str | None = None,
-        *,
-        labels: dict[str, str] | None = None,
-        container: str | None = None,
-        exit_code: int = 0,
-        message: str = "",
-        logs: str = "",
-        duration: float = 0.0,
-        pending: bool = False,
-        reason: str = "",
-        times: int | None = None,
-    ) -> ScriptRule:
-        """Decide how matching containers end (scripted mode); the last added matching rule
-        wins; without one a container succeeds at once with no logs. `pattern` is a shell
-        pattern on the Job name or the Pod name, `labels` must all be on the Pod,
-        `container` limits the rule to one container, `times` to that many container
-        starts. `pending` keeps the container waiting in ErrImagePull/ImagePullBackOff
-        until the Pod is deleted; `duration` (seconds, on the event loop) keeps it Running."""
-        if not isinstance(self.runtime, ScriptedRuntime):
-            raise RuntimeError("script() needs the sandbox's jobs mode 'scripted'")
-        return self.runtime.add(
-            ScriptRule(
-                pattern,
-                labels,
-                container,
-                exit_code,
-                message,
-                logs,
-                duration,
-                pending,
-                reason,
-                times,
-            )
-        )
-
-    def clear_scripts(self) -> None:
-        """Forget every `script()` rule: containers succeed at once again."""
-        if isinstance(self.runtime, ScriptedRuntime):
-            self.runtime.rules.clear()
-
-    def evict_pod(self, namespace: str, name: str) -> None:
-        """As the Eviction API does: condition DisruptionTarget (EvictionByEvictionAPI), then
-        delete; the kubelet stops the containers and reports the Pod Failed."""
-        self.kubelet.evict(namespace, name)
-
-    def delete_pod(self, namespace: str, name: str) -> None:
-        """A plain delete (the Job's finalizer keeps the Pod until it is counted)."""
-        self.kubelet.delete(namespace, name)
-
-    def lose_node(self, name: str = DEFAULT_NODE) -> None:
-        """The Node goes NotReady (conditions Unknown, unreachable taints); its Pods get
-        DisruptionTarget (DeletionByTaintManager), phase Failed and are deleted; their
-        processes are killed. New Pods stay unschedulable until `restore_node`."""
-        self.kubelet.set_node_ready(name, False)
-
-    def restore_node(self, name: str = DEFAULT_NODE) -> None:
-        """The Node is Ready again; Pods waiting to be scheduled are bound to it."""
-        self.kubelet.set_node_ready(name, True)
 
     # ---- loop --------------------------------------------------------------------------
 
     def _listen(self, event: Event) -> None:
         if event.key == PODS:
-            ref = (event.namespace, event.obj["metadata"]["name"])
-            old = js.controller_uid(event.old)
-            new = "" if event.type == "DELETED" else js.controller_uid(event.obj)
-            if old and old != new and old in self._pods_by_job:
-                self._pods_by_job[old].discard(ref)
-                if not self._pods_by_job[old]:
-                    del self._pods_by_job[old]
-            if new:
-                self._pods_by_job.setdefault(new, set()).add(ref)
+            self.pods.track(event)
         if event.key in (PODS, JOBS):
             self.queue.put_nowait(event)
 
@@ -218,7 +148,7 @@ class JobController:
             for ns, name in sorted(jobs):
                 self._guard(self._sync, ns, name)
             for ns, name in sorted(orphans):
-                self._guard(self._sync_orphan, ns, name)
+                self._guard(self.pods.sync_orphan, ns, name)
 
     def _guard(self, fn: Any, *args: Any) -> None:
         try:
@@ -240,7 +170,7 @@ class JobController:
                 for key in [k for k in self._timers if k[1:] == (item.namespace, meta["name"])]:
                     self._timers.pop(key).cancel()
                 self._failures.pop(meta["uid"], None)
-                orphans.update(self._pods_by_job.get(meta["uid"], set()))
+                orphans.update(self.pods.refs(meta["uid"]))
             return
         found = self.store.by_uid(js.controller_uid(item.obj))
         if found is not None and found[0] == JOBS:
@@ -256,142 +186,6 @@ class JobController:
             max(delay, 0.0) + 0.01, self.queue.put_nowait, (ns, name)
         )
 
-    # ---- pods --------------------------------------------------------------------------
-
-    def _pods(self, job: Obj) -> list[Obj]:
-        uid, found = job["metadata"]["uid"], []
-        for ns, name in sorted(self._pods_by_job.get(uid, set())):
-            pod = self.store.find(self.pod_rt, ns, name)
-            if pod is not None and js.controller_uid(pod) == uid:
-                found.append(pod)
-        return found
-
-    def _releasable(self, pod: Obj) -> bool:
-        """A Pod's finalizer can go once nothing will report on it any more."""
-        return js.terminal(pod) or not self.kubelet.manages(pod)
-
-    def _release(self, pod: Obj) -> None:
-        meta = pod["metadata"]
-        current = self.store.find(self.pod_rt, meta.get("namespace", ""), meta["name"])
-        if current is None or current["metadata"]["uid"] != meta["uid"] or not js.tracked(current):
-            return
-        new = copy.deepcopy(current)
-        new["metadata"]["finalizers"] = [
-            f for f in new["metadata"]["finalizers"] if f != JOB_TRACKING
-        ]
-        self.store.replace(self.pod_rt, current, new)
-
-    def _sync_orphan(self, ns: str, name: str) -> None:
-        pod = self.store.find(self.pod_rt, ns, name)
-        if pod is None or not js.tracked(pod):
-            return
-        owner = js.controller_uid(pod)
-        found = self.store.by_uid(owner) if owner else None
-        if found is not None and found[0] == JOBS and not js.finished(found[1]):
-            return
-        if owner and found is None and not js.deleted(pod) and not js.terminal(pod):
-            return  # its Job is gone: the garbage collector deletes it first
-        if self._releasable(pod):
-            self._release(pod)
-
-    def _create_pod(self, job: Obj, index: int | None) -> Obj | None:
-        meta, spec = job["metadata"], job["spec"]
-        template = copy.deepcopy(spec.get("template") or {})
-        tmeta = template.get("metadata") or {}
-        prefix = (f"{meta['name']}-" if index is None else f"{meta['name']}-{index}-")[:58]
-        labels, notes = dict(tmeta.get("labels") or {}), dict(tmeta.get("annotations") or {})
-        pod_spec = template.get("spec") or {}
-        if index is not None:
-            labels[INDEX] = notes[INDEX] = str(index)
-            pod_spec.setdefault("hostname", f"{meta['name']}-{index}"[:63].rstrip("-"))
-            for c in [*(pod_spec.get("initContainers") or []), *(pod_spec.get("containers") or [])]:
-                c["env"] = [
-                    *(c.get("env") or []),
-                    {
-                        "name": "JOB_COMPLETION_INDEX",
-                        "valueFrom": {
-                            "fieldRef": {"fieldPath": f"metadata.annotations['{INDEX}']"}
-                        },
-                    },
-                ]
-        body = default_pod(
-            {
-                "metadata": {
-                    "generateName": prefix,
-                    "labels": labels,
-                    "finalizers": [JOB_TRACKING],
-                    **({"annotations": notes} if notes else {}),
-                    "ownerReferences": [
-                        {
-                            "apiVersion": "batch/v1",
-                            "kind": "Job",
-                            "name": meta["name"],
-                            "uid": meta["uid"],
-                            "controller": True,
-                            "blockOwnerDeletion": True,
-                        }
-                    ],
-                },
-                "spec": pod_spec,
-            }
-        )
-        for _ in range(10):
-            body["metadata"]["name"] = prefix + "".join(random.choices(_ALPHABET, k=5))
-            try:
-                pod = self.store.create(self.pod_rt, meta["namespace"], body)
-            except ApiError as error:
-                if error.code == 409:
-                    continue
-                raise
-            self._record(
-                job, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}"
-            )
-            return pod
-        return None
-
-    def _delete_pod(self, job: Obj, pod: Obj, *, uncount: bool) -> None:
-        """Delete an active Pod; `uncount` removes the finalizer first, so the Pod is not
-        counted as failed (suspend, parallelism down), as the real controller does."""
-        if uncount:
-            self._release(pod)
-            pod = (
-                self.store.find(self.pod_rt, pod["metadata"]["namespace"], pod["metadata"]["name"])
-                or pod
-            )
-        delete_object(self.store, self.pod_rt, pod)
-        self._record(job, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
-
-    def _record(self, job: Obj, kind: str, reason: str, message: str) -> None:
-        meta, now = job["metadata"], now_rfc3339()
-        ns = self.store.find(self.ns_rt, "", meta["namespace"])
-        if ns is None or "deletionTimestamp" in ns["metadata"]:
-            return
-        self.store.create(
-            self.event_rt,
-            meta["namespace"],
-            {
-                "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}"},
-                "involvedObject": {
-                    "kind": "Job",
-                    "namespace": meta["namespace"],
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                    "apiVersion": "batch/v1",
-                    "resourceVersion": meta.get("resourceVersion", ""),
-                },
-                "reason": reason,
-                "message": message,
-                "type": kind,
-                "source": {"component": "job-controller"},
-                "firstTimestamp": now,
-                "lastTimestamp": now,
-                "count": 1,
-                "eventTime": None,
-                "reportingComponent": "job-controller",
-                "reportingInstance": "",
-            },
-        )
-
     # ---- sync --------------------------------------------------------------------------
 
     def _sync(self, ns: str, name: str) -> None:
@@ -404,58 +198,27 @@ class JobController:
         if not spec.get("selector"):  # created without the write path's defaulting
             self.store.replace(self.job_rt, job, default_job(job, meta["uid"]))
             return
-        pods = self._pods(job)
+        pods = self.pods.of(job)
         if js.finished(job):
             for pod in pods:
-                if js.tracked(pod) and self._releasable(pod):
-                    self._release(pod)
+                if js.tracked(pod) and self.pods.releasable(pod):
+                    self.pods.release(pod)
             self._ttl(job)
             return
         status = copy.deepcopy(job.get("status") or {})
         conditions: list[Obj] = status.setdefault("conditions", [])
         uid, loop_now = meta["uid"], asyncio.get_running_loop().time()
         limit, completions = spec.get("backoffLimit", 6), spec.get("completions")
-        indexed = spec.get("completionMode") == "Indexed"
         only_failed = spec.get("podReplacementPolicy") == "Failed"
-        uncounted = list((status.get("uncountedTerminatedPods") or {}).get("failed") or [])
-        tracked = {p["metadata"]["uid"] for p in pods if js.tracked(p)}
-        status["failed"] = status.get("failed", 0) + sum(u not in tracked for u in uncounted)
-        uncounted = [u for u in uncounted if u in tracked]
-        succeeded_pods, failed_pods, new_failures = [], [], 0
-        for pod in pods:
-            puid = pod["metadata"]["uid"]
-            if not js.tracked(pod):
-                continue
-            if js.phase(pod) == "Succeeded" and puid not in uncounted:
-                succeeded_pods.append(pod)
-                continue
-            failed = js.phase(pod) == "Failed" or (
-                not only_failed and js.deleted(pod) and js.phase(pod) != "Succeeded"
-            )
-            if not (failed or puid in uncounted):
-                continue
-            new_failures += puid not in uncounted
-            if self._releasable(pod):
-                failed_pods.append(pod)
-                uncounted = [u for u in uncounted if u != puid]
-            elif puid not in uncounted:
-                uncounted.append(puid)
+        succeeded_pods, failed_pods, new_failures, uncounted = count_terminated(
+            status, pods, only_failed, self.pods.releasable
+        )
         in_a_row, _ = self._failures.get(uid, (0, 0.0))
         if new_failures:
             self._failures[uid] = (in_a_row + new_failures, loop_now)
         elif succeeded_pods:
             self._failures.pop(uid, None)
-        if indexed:
-            done = js.parse_indexes(status.get("completedIndexes", ""))
-            done.update(
-                int(p["metadata"].get("annotations", {}).get(INDEX, -1)) for p in succeeded_pods
-            )
-            done = {i for i in done if 0 <= i < (completions or 0)}
-            succeeded = len(done)
-            if done:
-                status["completedIndexes"] = js.format_indexes(done)
-        else:
-            done, succeeded = set(), status.get("succeeded", 0) + len(succeeded_pods)
+        done, succeeded = count_completions(spec, status, succeeded_pods)
         failed_total = status["failed"] + len(failed_pods) + len(uncounted)
         suspended = bool(spec.get("suspend"))
         if "startTime" not in status and not suspended:
@@ -467,8 +230,8 @@ class JobController:
             kind = "Failed" if target["type"] == "FailureTarget" else "Complete"
             final = (kind, target.get("reason", ""), target.get("message", ""))
         else:
-            remaining = self._deadline(spec, status, suspended)
-            if failed_total > limit or self._past_on_failure(spec, active):
+            remaining = deadline_left(spec, status, suspended)
+            if failed_total > limit or past_on_failure(spec, active):
                 final = (
                     "Failed",
                     "BackoffLimitExceeded",
@@ -497,10 +260,10 @@ class JobController:
                 conditions.append(js.job_condition("SuccessCriteriaMet", "True", *final[1:]))
         elif final[0] == "Failed":
             for pod in active:
-                self._delete_pod(job, pod, uncount=False)
+                self.pods.delete(job, pod, uncount=False)
             active = []
         for pod in succeeded_pods + failed_pods:
-            self._release(pod)
+            self.pods.release(pod)
         status["succeeded"] = succeeded
         status["failed"] += len(failed_pods)
         self._write_status(job, status, final, active, uncounted)
@@ -518,24 +281,16 @@ class JobController:
         )
         if current is None or current["metadata"]["uid"] != job["metadata"]["uid"]:
             return
-        pods = self._pods(current)
+        pods = self.pods.of(current)
         terminating = sum(1 for p in pods if js.deleted(p) and not js.terminal(p))
-        status.update(
-            active=len(active),
-            ready=sum(map(js.ready, active)),
-            terminating=terminating,
-            uncountedTerminatedPods={"failed": uncounted} if uncounted else {},
-        )
-        for key in ("active", "succeeded", "failed"):
-            if not status[key]:
-                del status[key]
+        set_pod_counts(status, active, terminating, uncounted)
         if final is not None and not uncounted and not terminating:
             status["conditions"].append(js.job_condition(*final[:1], "True", *final[1:]))
             if final[0] == "Complete":
                 status["completionTime"] = status["conditions"][-1]["lastTransitionTime"]
-                self._record(current, "Normal", "Completed", "Job completed")
+                self.pods.record(current, "Normal", "Completed", "Job completed")
             else:
-                self._record(current, "Warning", final[1], final[2])
+                self.pods.record(current, "Warning", final[1], final[2])
         if not status["conditions"]:
             del status["conditions"]
         self.store.replace(self.job_rt, current, {**current, "status": status})
@@ -562,38 +317,25 @@ class JobController:
         suspended = js.cond(conditions, "Suspended")
         if spec.get("suspend"):
             for pod in active:
-                self._delete_pod(job, pod, uncount=True)
+                self.pods.delete(job, pod, uncount=True)
             if suspended is None:
                 conditions[:] = [c for c in conditions if c.get("type") != "Suspended"]
                 conditions.append(
                     js.job_condition("Suspended", "True", "JobSuspended", "Job suspended")
                 )
-                self._record(job, "Normal", "Suspended", "Job suspended")
+                self.pods.record(job, "Normal", "Suspended", "Job suspended")
             return []
         if suspended is not None:
             conditions[:] = [c for c in conditions if c.get("type") != "Suspended"]
             conditions.append(js.job_condition("Suspended", "False", "JobResumed", "Job resumed"))
             status["startTime"] = now_rfc3339()
-            self._record(job, "Normal", "Resumed", "Job resumed")
-        parallelism, completions = spec.get("parallelism", 1), spec.get("completions")
-        if completions is None:
-            want = len(active) if succeeded > 0 else parallelism
-        else:
-            want = max(0, min(parallelism, completions - succeeded))
+            self.pods.record(job, "Normal", "Resumed", "Job resumed")
+        completions = spec.get("completions")
+        want = wanted_pods(spec, active, succeeded)
         if len(active) > want:
-            ordered = sorted(
-                active, key=lambda p: p["metadata"].get("creationTimestamp", ""), reverse=True
-            )
-            ordered.sort(
-                key=lambda p: (
-                    bool(p["spec"].get("nodeName")),
-                    js.phase(p) == "Running",
-                    js.ready(p),
-                )
-            )
-            doomed = ordered[: len(active) - want]
+            doomed = pods_to_remove(active, len(active) - want)
             for pod in doomed:
-                self._delete_pod(job, pod, uncount=True)
+                self.pods.delete(job, pod, uncount=True)
             return [p for p in active if p not in doomed]
         terminating = [p for p in pods if js.deleted(p) and not js.terminal(p)]
         diff = (
@@ -614,30 +356,8 @@ class JobController:
         if spec.get("completionMode") == "Indexed":
             busy = {int(p["metadata"].get("annotations", {}).get(INDEX, -1)) for p in active}
             indexes = [i for i in range(completions or 0) if i not in done and i not in busy]
-        created = [self._create_pod(job, i) for i in indexes[:diff]]
+        created = [self.pods.create(job, i) for i in indexes[:diff]]
         return active + [p for p in created if p is not None]
-
-    @staticmethod
-    def _past_on_failure(spec: Obj, active: list[Obj]) -> bool:
-        if (spec.get("template") or {}).get("spec", {}).get("restartPolicy") != "OnFailure":
-            return False
-        restarts = sum(
-            s.get("restartCount", 0)
-            for p in active
-            if js.phase(p) in ("Pending", "Running")
-            for key in ("initContainerStatuses", "containerStatuses")
-            for s in (p.get("status") or {}).get(key) or []
-        )
-        limit = int(spec.get("backoffLimit", 6))
-        return bool(restarts > 0 if limit == 0 else restarts >= limit)
-
-    @staticmethod
-    def _deadline(spec: Obj, status: Obj, suspended: bool) -> float | None:
-        """Seconds left before activeDeadlineSeconds, counted from status.startTime."""
-        seconds = spec.get("activeDeadlineSeconds")
-        if seconds is None or suspended or not status.get("startTime"):
-            return None
-        return js.seconds(status["startTime"]) + float(seconds) - datetime.now(UTC).timestamp()
 
     def _ttl(self, job: Obj) -> None:
         """The TTL-after-finished controller: delete (foreground) `ttl` seconds after."""

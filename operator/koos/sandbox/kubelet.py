@@ -12,6 +12,10 @@ for deletion without finalizers (a graceful delete) is removed by the kubelet's 
 
 A container whose environment (podenv.py) refers to a missing Secret/ConfigMap or key waits
 in `CreateContainerConfigError` until a Secret or ConfigMap of its namespace changes.
+
+Layout: this module holds the event loop, scheduling, the test controls (evict, delete, node
+lost/restored) and the container runs; podstatus.py holds the `Worker` record and builds,
+without side effects, every status written here.
 """
 
 from __future__ import annotations
@@ -19,14 +23,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import hashlib
 import uuid
-from dataclasses import dataclass, field
 
 from koos.sandbox.errors import ApiError
 from koos.sandbox.jobspec import condition, delete_object, merge_conditions
 from koos.sandbox.nodes import node_ready, with_readiness
-from koos.sandbox.podenv import HOST_IP, ConfigError, resolve_env
+from koos.sandbox.podenv import ConfigError, resolve_env
+from koos.sandbox.podstatus import (
+    Worker,
+    image_id,
+    terminated,
+    waiting,
+    with_node_lost,
+    with_status,
+)
 from koos.sandbox.runtime import NOT_LOCATED, Launch, Outcome, Runtime
 from koos.sandbox.state import State
 from koos.sandbox.store import Event, Obj, now_rfc3339
@@ -34,51 +44,6 @@ from koos.sandbox.store import Event, Obj, now_rfc3339
 PODS, NODES = ("", "pods"), ("", "nodes")
 CONFIG = {("", "secrets"), ("", "configmaps")}
 TERMINAL = ("Succeeded", "Failed")
-MESSAGE_LIMIT, FALLBACK_LINES, FALLBACK_BYTES = 4096, 80, 2048
-
-
-@dataclass
-class Worker:
-    """What the kubelet knows about one Pod it runs."""
-
-    uid: str
-    namespace: str
-    name: str
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    config: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-    silent: bool = False  # the node is gone or the kubelet stopped: report nothing more
-    gone: bool = False  # the Pod was removed from the store
-    reason: str = ""
-    message: str = ""
-    final: str = ""  # Succeeded | Failed once every container is done
-    initialized: bool = False
-    start_time: str = ""
-    pod_ip: str = ""
-    statuses: dict[str, Obj] = field(default_factory=dict)
-    init_statuses: dict[str, Obj] = field(default_factory=dict)
-    timer: asyncio.TimerHandle | None = None
-
-    def kill(self, reason: str = "", message: str = "") -> None:
-        if reason and not self.reason:
-            self.reason, self.message = reason, message
-        self.stop.set()
-
-
-def _waiting(
-    c: Obj, reason: str, message: str = "", restarts: int = 0, last: Obj | None = None
-) -> Obj:
-    state: Obj = {"reason": reason, **({"message": message} if message else {})}
-    return {
-        "name": c["name"],
-        "image": c.get("image", ""),
-        "imageID": "",
-        "ready": False,
-        "started": False,
-        "restartCount": restarts,
-        "state": {"waiting": state},
-        "lastState": last or {},
-    }
 
 
 class Kubelet:
@@ -246,36 +211,7 @@ class Kubelet:
             worker.silent = True
             worker.kill()
         if (pod.get("status") or {}).get("phase") not in TERMINAL:
-            new = copy.deepcopy(pod)
-            status = new.setdefault("status", {})
-            status["phase"] = "Failed"
-            status["conditions"] = merge_conditions(
-                status.get("conditions") or [],
-                [
-                    condition("Ready", "False", "PodFailed"),
-                    condition(
-                        "DisruptionTarget",
-                        "True",
-                        "DeletionByTaintManager",
-                        "Taint manager: deleting due to NoExecute taint",
-                    ),
-                ],
-            )
-            for cs in status.get("containerStatuses") or []:
-                if "terminated" not in cs.get("state", {}):
-                    cs.update(
-                        ready=False,
-                        started=False,
-                        state={
-                            "terminated": {
-                                "exitCode": 137,
-                                "reason": "ContainerStatusUnknown",
-                                "message": NOT_LOCATED,
-                                "finishedAt": now_rfc3339(),
-                            }
-                        },
-                    )
-            pod = self.state.store.replace(self.pod_rt, pod, new)
+            pod = self.state.store.replace(self.pod_rt, pod, with_node_lost(pod))
         delete_object(self.state.store, self.pod_rt, pod)
 
     # ---- running a Pod -------------------------------------------------------------
@@ -284,8 +220,12 @@ class Kubelet:
         meta = pod["metadata"]
         worker = Worker(meta["uid"], meta.get("namespace", ""), meta["name"], final="Failed")
         for c in (pod.get("spec") or {}).get("containers") or []:
-            worker.statuses[c["name"]] = self._terminated(
-                worker, c, Outcome(137, "ContainerStatusUnknown", NOT_LOCATED, started=False), ""
+            worker.statuses[c["name"]] = terminated(
+                self.state.logs,
+                worker,
+                c,
+                Outcome(137, "ContainerStatusUnknown", NOT_LOCATED, started=False),
+                "",
             )
         self._write(worker)
 
@@ -314,9 +254,9 @@ class Kubelet:
         self._ips += 1
         w.pod_ip, w.start_time = f"10.244.0.{self._ips % 250 + 2}", now_rfc3339()
         for c in inits:
-            w.init_statuses[c["name"]] = _waiting(c, "PodInitializing")
+            w.init_statuses[c["name"]] = waiting(c, "PodInitializing")
         for c in mains:
-            w.statuses[c["name"]] = _waiting(c, "PodInitializing" if inits else "ContainerCreating")
+            w.statuses[c["name"]] = waiting(c, "PodInitializing" if inits else "ContainerCreating")
         self._write(w)
         if spec.get("activeDeadlineSeconds") is not None:
             w.timer = asyncio.get_running_loop().call_later(
@@ -346,12 +286,12 @@ class Kubelet:
         while True:
             if w.stop.is_set():
                 outcome = Outcome(137, "ContainerStatusUnknown", NOT_LOCATED, started=False)
-                table[name] = self._terminated(w, c, outcome, "", restarts, last)
+                table[name] = terminated(self.state.logs, w, c, outcome, "", restarts, last)
                 return outcome
             try:
                 env = resolve_env(self.state.store, self.state.registry, pod, c, w.pod_ip)
             except ConfigError as error:
-                table[name] = _waiting(c, "CreateContainerConfigError", str(error), restarts, last)
+                table[name] = waiting(c, "CreateContainerConfigError", str(error), restarts, last)
                 self._write(w)
                 w.config.clear()
                 await _first(w.stop, w.config)
@@ -362,10 +302,10 @@ class Kubelet:
                 nonlocal started_at
                 started_at = now_rfc3339()
                 table[name] = {
-                    **_waiting(c, "", "", restarts, last),
+                    **waiting(c, "", "", restarts, last),
                     "ready": not init,
                     "started": True,
-                    "imageID": _image_id(c),
+                    "imageID": image_id(c),
                     "containerID": f"containerd://{uuid.uuid4().hex}",
                     "state": {"running": {"startedAt": started_at}},
                 }
@@ -374,14 +314,16 @@ class Kubelet:
             def on_wait(
                 reason: str, message: str, restarts: int = restarts, last: Obj | None = last
             ) -> None:
-                table[name] = _waiting(c, reason, message, restarts, last)
+                table[name] = waiting(c, reason, message, restarts, last)
                 self._write(w)
 
             grace = min(self.grace, float(pod["spec"].get("terminationGracePeriodSeconds", 30)))
             launch = Launch(w.namespace, pod, c, env, self.state.logs, w.stop, grace)
             outcome = await self.runtime.run(launch, on_start, on_wait)
             cid = str(table[name].get("containerID", ""))
-            table[name] = self._terminated(w, c, outcome, started_at, restarts, last, cid)
+            table[name] = terminated(
+                self.state.logs, w, c, outcome, started_at, restarts, last, cid
+            )
             again = policy == "Always" or (policy == "OnFailure" and outcome.exit_code != 0)
             if w.stop.is_set() or not again:
                 if not init and any("terminated" not in s["state"] for s in w.statuses.values()):
@@ -389,7 +331,7 @@ class Kubelet:
                 return outcome
             restarts, last = restarts + 1, table[name]["state"]
             delay = min((self.restart_delay or 0.01) * 2 ** (restarts - 1), 300.0)
-            table[name] = _waiting(
+            table[name] = waiting(
                 c,
                 "CrashLoopBackOff",
                 f"back-off {delay:g}s restarting failed container={name} "
@@ -401,43 +343,6 @@ class Kubelet:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(w.stop.wait(), delay)
 
-    def _terminated(
-        self,
-        w: Worker,
-        c: Obj,
-        outcome: Outcome,
-        started_at: str,
-        restarts: int = 0,
-        last: Obj | None = None,
-        cid: str = "",
-    ) -> Obj:
-        code = outcome.exit_code
-        message = outcome.message.encode()[:MESSAGE_LIMIT].decode("utf-8", "ignore")
-        if (
-            not message
-            and code != 0
-            and outcome.started
-            and c.get("terminationMessagePolicy") == "FallbackToLogsOnError"
-        ):
-            lines = (self.state.logs.read(w.namespace, w.name, c["name"]) or "").splitlines(True)
-            tail = "".join(lines[-FALLBACK_LINES:]).encode()[-FALLBACK_BYTES:]
-            message = tail.decode("utf-8", "ignore")
-        now = now_rfc3339()
-        term: Obj = {
-            "exitCode": code,
-            "reason": outcome.reason or ("Completed" if code == 0 else "Error"),
-            "startedAt": started_at or now,
-            "finishedAt": now,
-        }
-        if message:
-            term["message"] = message
-        status = {**_waiting(c, "", "", restarts, last), "state": {"terminated": term}}
-        if outcome.started:
-            cid = cid or f"containerd://{uuid.uuid4().hex}"
-            status.update(imageID=_image_id(c), containerID=cid)
-            term["containerID"] = cid
-        return status
-
     def _current(self, w: Worker) -> Obj | None:
         pod = self.state.store.find(self.pod_rt, w.namespace, w.name)
         return pod if pod is not None and pod["metadata"]["uid"] == w.uid else None
@@ -446,74 +351,7 @@ class Kubelet:
         pod = self._current(w)
         if pod is None or w.silent or self._stopped:
             return
-        spec = pod.get("spec") or {}
-        new = copy.deepcopy(pod)
-        status = new.setdefault("status", {})
-        started = any(
-            s.get("started") or s.get("restartCount") or "terminated" in s["state"]
-            for s in w.statuses.values()
-        )
-        status["phase"] = w.final or ("Running" if started else "Pending")
-        unready = [n for n, s in w.statuses.items() if not s.get("ready")]
-        if w.final:
-            reason = "PodCompleted" if w.final == "Succeeded" else "PodFailed"
-            ready = condition("Ready", "False", reason)
-        elif unready:
-            ready = condition(
-                "Ready",
-                "False",
-                "ContainersNotReady",
-                f"containers with unready status: [{' '.join(unready)}]",
-            )
-        else:
-            ready = condition("Ready", "True")
-        pending_init = [
-            n
-            for n, s in w.init_statuses.items()
-            if "terminated" not in s["state"] or not w.initialized
-        ]
-        init = (
-            condition("Initialized", "True")
-            if w.initialized or not pending_init
-            else condition(
-                "Initialized",
-                "False",
-                "ContainersNotInitialized",
-                f"containers with incomplete status: [{' '.join(pending_init)}]",
-            )
-        )
-        status["conditions"] = merge_conditions(
-            status.get("conditions") or [],
-            [
-                condition("PodReadyToStartContainers", "False" if w.final else "True"),
-                init,
-                ready,
-                {**ready, "type": "ContainersReady"},
-                condition("PodScheduled", "True"),
-            ],
-        )
-        if w.start_time:
-            status.update(
-                hostIP=HOST_IP,
-                hostIPs=[{"ip": HOST_IP}],
-                podIP=w.pod_ip,
-                podIPs=[{"ip": w.pod_ip}],
-                startTime=w.start_time,
-            )
-        if w.init_statuses:
-            status["initContainerStatuses"] = list(w.init_statuses.values())
-        status["containerStatuses"] = [
-            w.statuses[c["name"]] for c in spec.get("containers") or [] if c["name"] in w.statuses
-        ]
-        if w.reason:
-            status.update(reason=w.reason, message=w.message)
-        self.state.store.replace(self.pod_rt, pod, new)
-
-
-def _image_id(c: Obj) -> str:
-    image = str(c.get("image", ""))
-    repo = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
-    return f"{repo}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
+        self.state.store.replace(self.pod_rt, pod, with_status(pod, w))
 
 
 async def _first(*events: asyncio.Event) -> None:

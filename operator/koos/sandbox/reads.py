@@ -61,10 +61,20 @@ class _Matcher:
         return self.labels.matches(meta.get("labels") or {}) and self.fields.matches(obj)
 
 
-def _decode_continue(token: str) -> str:
+def int_param(query: Any, name: str, default: int = 0) -> int:
+    text = query.get(name, "")
+    if not text:
+        return default
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise errors.bad_request(f'invalid value for {name}: "{text}" is not an integer') from exc
+
+
+def _decode_continue(token: str) -> tuple[str, int]:
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return str(data["start"])
+        return str(data["start"]), int(data["rv"])
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
         raise errors.bad_request(f"continue key is not valid: {exc}") from exc
 
@@ -73,15 +83,18 @@ def render_list(state: State, rt: ResourceType, namespace: str, request: web.Req
     query = request.query
     matches = _Matcher(rt, namespace, query)
     items = [o for o in state.store.items(rt.key, namespace or None) if matches(o)]
-    start = _decode_continue(query["continue"]) if query.get("continue") else None
-    if start is not None:
+    list_rv = state.store.rv
+    if query.get("continue"):
+        # Later pages answer with the first page's version, so a watch from it misses nothing
+        # (objects changed in between arrive again as events).
+        start, list_rv = _decode_continue(query["continue"])
         items = [o for o in items if _sort_key(o) > start]
-    meta: dict[str, Any] = {"resourceVersion": str(state.store.rv)}
-    limit = int(query.get("limit", "0") or 0)
+    meta: dict[str, Any] = {"resourceVersion": str(list_rv)}
+    limit = int_param(query, "limit")
     if limit > 0 and len(items) > limit:
         remaining = len(items) - limit
         items = items[:limit]
-        token = {"rv": state.store.rv, "start": _sort_key(items[-1])}
+        token = {"rv": list_rv, "start": _sort_key(items[-1])}
         meta["continue"] = base64.urlsafe_b64encode(_dumps(token)).decode()
         meta["remainingItemCount"] = remaining
     if wants_table(request.headers.get("Accept", "")):
@@ -127,7 +140,7 @@ async def watch(
     table = wants_table(request.headers.get("Accept", ""))
     include = query.get("includeObject", "Metadata")
     rv_param = query.get("resourceVersion", "")
-    timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else None
+    timeout = int_param(query, "timeoutSeconds") or None
     initial: list[Obj] = []
     if rv_param in ("", "0") or send_initial:
         initial = [o for o in state.store.items(rt.key, namespace or None) if matches(o)]

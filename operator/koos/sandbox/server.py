@@ -20,6 +20,7 @@ from koos.sandbox import discovery, errors, openapi, reads
 from koos.sandbox.audit import Record
 from koos.sandbox.auth import UserInfo
 from koos.sandbox.errors import ApiError
+from koos.sandbox.protobuf import decode_object, is_protobuf
 from koos.sandbox.registry import ResourceType
 from koos.sandbox.requestctx import request_warnings, reset_request_warnings
 from koos.sandbox.state import State
@@ -217,6 +218,8 @@ class Server:
         if target.subresource == "log":
             return await reads.pod_log(state, request, target.namespace, target.name)
         if target.subresource == "token":
+            if request.method != "POST":
+                raise errors.method_not_allowed()
             return json_response(reads.token_request(state, target.namespace, target.name), 201)
         if verb == "get":
             obj = state.store.get(rt, target.namespace, target.name)
@@ -300,10 +303,8 @@ async def _read_json(request: web.Request, allow_empty: bool = False) -> Any:
             return None
         raise errors.bad_request("the request body is empty")
     content_type = request.content_type
-    if content_type == "application/vnd.kubernetes.protobuf":
-        raise errors.unsupported_media_type(
-            "application/json, application/yaml, application/vnd.kubernetes.protobuf"
-        )
+    if is_protobuf(content_type):
+        return decode_object(raw)
     try:
         if content_type in ("application/yaml", "application/apply-patch+yaml"):
             import yaml

@@ -42,6 +42,10 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class StaleObject(Exception):
+    """The object changed since the caller read it (a failed compare-and-swap)."""
+
+
 class WatchExpired(Exception):
     """The requested resourceVersion is older than the retained log."""
 
@@ -87,7 +91,11 @@ class Store:
         """Objects of a collection (all namespaces when `namespace` is None), sorted by
         namespace and name like etcd keys."""
         found = self._objects.get(key, {})
-        keys = sorted(k for k in found if namespace is None or k[0] == namespace)
+        # etcd keys are "<namespace>/<name>": list in their byte order, as the apiserver does.
+        keys = sorted(
+            (k for k in found if namespace is None or k[0] == namespace),
+            key=lambda k: f"{k[0]}/{k[1]}",
+        )
         return [found[k] for k in keys]
 
     def all_items(self) -> Iterable[tuple[Key, Obj]]:
@@ -127,12 +135,14 @@ class Store:
         self._emit(Event(self.rv, "ADDED", rt.key, namespace, new, None))
         return new
 
-    def replace(self, rt: ResourceType, old: Obj, new: Obj) -> Obj:
+    def replace(self, rt: ResourceType, old: Obj, new: Obj, *, expect_current: bool = False) -> Obj:
         """Store `new` in place of `old` (same object). The caller has already applied the
         update rules; here the server-owned fields are kept and the version bumped. An
         object marked for deletion whose last finalizer is gone is removed."""
         meta_old = old["metadata"]
         namespace, name = meta_old.get("namespace", ""), meta_old["name"]
+        if expect_current and self._objects.get(rt.key, {}).get((namespace, name)) is not old:
+            raise StaleObject(name)
         new = copy.deepcopy(new)
         new["apiVersion"] = rt.api_version
         new["kind"] = rt.kind
@@ -201,12 +211,6 @@ class Store:
         self._emit(Event(self.rv, "DELETED", rt.key, namespace, gone, current))
         return gone
 
-    def drop_collection(self, key: Key) -> None:
-        """Forget every object of a collection without events (its CRD is gone and so
-        are its watches)."""
-        for obj in self._objects.pop(key, {}).values():
-            self._by_uid.pop(obj["metadata"]["uid"], None)
-
     # ---- watch ---------------------------------------------------------------------------
 
     def _emit(self, event: Event) -> None:
@@ -253,31 +257,37 @@ class Store:
     async def events_since(
         self, since: int, key: Key | None = None, *, bookmark_every: float | None = None
     ) -> AsyncIterator[Event | int]:
-        """Every event after version `since` (of collection `key`), forever. Yields the
-        current version (an int) when `bookmark_every` seconds pass without an event."""
+        """Every event after version `since` (of collection `key`), forever. Every
+        `bookmark_every` seconds without an event of `key` for this watcher, yields the
+        version up to which it has seen everything (an int): a bookmark never claims an
+        event that was not delivered."""
         self.check_watchable(since)
         epoch = self._epoch
-        position = bisect.bisect_right(self._log_rvs, since)
-        base_rv = since
+        loop = asyncio.get_running_loop()
+        quiet_since = loop.time()
         while True:
             if self._epoch != epoch:
                 raise WatchClosed()
             if since < self._compacted:
                 raise WatchExpired(f"too old resource version: {since} ({self._compacted + 1})")
             # The log may have been trimmed since we last looked: find our place again.
-            position = bisect.bisect_right(self._log_rvs, base_rv)
+            position = bisect.bisect_right(self._log_rvs, since)
             if position < len(self._log):
                 event = self._log[position]
-                base_rv = event.rv
                 since = event.rv
                 if key is None or event.key == key:
+                    quiet_since = loop.time()
                     yield event
                 continue
             wake = self._wakeup
+            timeout = None
+            if bookmark_every is not None:
+                timeout = max(quiet_since + bookmark_every - loop.time(), 0)
             try:
-                await asyncio.wait_for(wake.wait(), bookmark_every)
+                await asyncio.wait_for(wake.wait(), timeout)
             except TimeoutError:
-                yield self.rv
+                quiet_since = loop.time()
+                yield since
 
 
 def _spec_of(obj: Obj) -> Obj:

@@ -9,25 +9,23 @@ sandbox trusts their shape, like a permissive API server would.
 
 from __future__ import annotations
 
-import base64
 import copy
 import random
-import re
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from koos.sandbox import errors, jobspec, patch, schema
+from koos.sandbox import errors, patch, schema, strategies
 from koos.sandbox.auth import UserInfo
 from koos.sandbox.errors import ApiError
 from koos.sandbox.registry import Registry, ResourceType
 from koos.sandbox.requestctx import warn
-from koos.sandbox.store import Obj, Store, now_rfc3339
+from koos.sandbox.store import Event, Obj, StaleObject, Store, now_rfc3339
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+CAS_TRIES = 8
+CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
+PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-DEFAULT_ORPHAN = frozenset({("batch", "jobs")})  # batch/v1 Jobs still default to orphaning
 
 
 @dataclass(frozen=True)
@@ -70,6 +68,7 @@ class Writes:
         self.store = store
         self.registry = registry
         self.admission = admission
+        store.listeners.append(self._on_event)
 
     # ---- create ------------------------------------------------------------------------
 
@@ -109,7 +108,7 @@ class Writes:
         name = meta["name"]
         uid = str(uuid.uuid4())
         try:
-            obj = _create_defaults(rt, obj, uid)
+            obj = strategies.create_defaults(rt, obj, uid)
         except (AttributeError, TypeError, KeyError, ValueError) as exc:
             # The apiserver would fail to decode such a body into its Go type.
             raise errors.bad_request(
@@ -137,11 +136,45 @@ class Writes:
         name: str,
         body: Any,
         opts: WriteOptions,
-        *,
-        operation_old: Obj | None = None,
     ) -> Obj:
-        old = operation_old or self.store.get(rt, namespace, name)
-        obj = self._decode(rt, body, namespace, opts)
+        """PUT. Without a resourceVersion (built-ins only) it is retried against the latest
+        object, like etcd's GuaranteedUpdate; with one, a change in between is a 409."""
+        for _ in range(CAS_TRIES):
+            old = self.store.get(rt, namespace, name)
+            obj = self._decode(rt, body, namespace, opts)
+            if (
+                not obj["metadata"].get("resourceVersion")
+                and not opts.subresource
+                and (rt.custom or rt.key == CRD_KEY)
+            ):
+                raise errors.invalid(
+                    rt.kind,
+                    name,
+                    rt.group,
+                    [
+                        (
+                            "metadata.resourceVersion",
+                            "Invalid value: 0x0: must be specified for an update",
+                        )
+                    ],
+                )
+            try:
+                return await self._update_once(user, rt, namespace, name, old, obj, opts)
+            except StaleObject:
+                if obj["metadata"].get("resourceVersion"):
+                    raise _modified(rt, name) from None
+        raise _modified(rt, name)
+
+    async def _update_once(
+        self,
+        user: UserInfo,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        old: Obj,
+        obj: Obj,
+        opts: WriteOptions,
+    ) -> Obj:
         meta = obj.setdefault("metadata", {})
         if meta.get("name", name) != name:
             raise errors.bad_request(
@@ -151,16 +184,10 @@ class Writes:
         meta["name"] = name
         sent_rv = meta.get("resourceVersion")
         if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
-            raise errors.conflict(
-                rt.plural,
-                name,
-                rt.group,
-                "the object has been modified; please apply your changes to the latest "
-                "version and try again",
-            )
+            raise _modified(rt, name)
         new = self._apply_update_rules(rt, old, obj, opts.subresource)
         if rt.key == ("", "secrets"):
-            new = _secret_string_data(new)
+            new = strategies.secret_string_data(new)
         request = AdmissionRequest(
             user,
             rt,
@@ -176,8 +203,8 @@ class Writes:
         new = await self._admit(request, new)
         if opts.dry_run:
             return new
-        stored = self.store.replace(rt, old, new)
-        if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions") and stored is not old:
+        stored = self.store.replace(rt, old, new, expect_current=True)
+        if rt.key == CRD_KEY and stored is not old:
             stored = self._establish(rt, stored)
         return stored
 
@@ -224,22 +251,29 @@ class Writes:
         body: Any,
         opts: WriteOptions,
     ) -> Obj:
+        """PATCH: the patch is applied to the latest object, again if it changed meanwhile."""
         if content_type == "application/strategic-merge-patch+json":
             patch.check_strategic_supported(rt.custom)
         if content_type == "application/merge-patch+json" and not isinstance(body, dict):
             raise errors.bad_request("Invalid JSON Patch")
-        old = self.store.get(rt, namespace, name)
-        if content_type == "application/merge-patch+json":
-            patched = patch.merge_patch(old, body)
-        elif content_type == "application/json-patch+json":
-            patched = patch.json_patch(old, body)
-        elif content_type == "application/strategic-merge-patch+json":
-            patched = patch.strategic_merge_patch(old, body)
-        else:
-            raise errors.unsupported_media_type()
-        if not isinstance(patched, dict):
-            raise errors.bad_request("the patch must leave a JSON object")
-        return await self.update(user, rt, namespace, name, patched, opts, operation_old=old)
+        for _ in range(CAS_TRIES):
+            old = self.store.get(rt, namespace, name)
+            if content_type == "application/merge-patch+json":
+                patched = patch.merge_patch(old, body)
+            elif content_type == "application/json-patch+json":
+                patched = patch.json_patch(old, body)
+            elif content_type == "application/strategic-merge-patch+json":
+                patched = patch.strategic_merge_patch(old, body)
+            else:
+                raise errors.unsupported_media_type()
+            if not isinstance(patched, dict):
+                raise errors.bad_request("the patch must leave a JSON object")
+            obj = self._decode(rt, patched, namespace, opts)
+            try:
+                return await self._update_once(user, rt, namespace, name, old, obj, opts)
+            except StaleObject:
+                continue
+        raise _modified(rt, name)
 
     # ---- delete ------------------------------------------------------------------------
 
@@ -252,6 +286,12 @@ class Writes:
         options: dict[str, Any],
         dry_run: bool = False,
     ) -> Obj:
+        if rt.key == ("", "namespaces") and name in PROTECTED_NAMESPACES:
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+            )
         obj = self.store.get(rt, namespace, name)
         meta = obj["metadata"]
         preconditions = options.get("preconditions") or {}
@@ -287,9 +327,12 @@ class Writes:
             {"kind": "DeleteOptions", **options},
         )
         await self.admission.validate(request)
+        if self.store.find(rt, namespace, name) is not obj:
+            # Changed while admission ran: decide again on the latest object.
+            return await self.delete(user, rt, namespace, name, options, dry_run)
         if dry_run:
             return obj
-        policy = _propagation(rt, options)
+        policy = strategies.propagation(rt, options)
         finalizers = list(meta.get("finalizers") or [])
         if "deletionTimestamp" in meta:
             # A second delete only switches an orphaning delete to another policy.
@@ -303,13 +346,10 @@ class Writes:
             marked["status"] = {"phase": "Terminating"}
             self.store.replace(rt, obj, marked)
             return self.store.mark_deleted(rt, self.store.get(rt, namespace, name), finalizers)
-        grace = _grace_period(rt, obj, options)
+        grace = strategies.grace_period(rt, obj, options)
         if finalizers or grace:
             return self.store.mark_deleted(rt, obj, finalizers, grace)
-        gone = self.store.remove(rt, obj)
-        if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
-            self._forget_crd(gone)
-        return gone
+        return self.store.remove(rt, obj)
 
     # ---- helpers -----------------------------------------------------------------------
 
@@ -335,7 +375,7 @@ class Writes:
             )
         if rt.custom and rt.schema:
             pruned = schema.prune(obj, rt.schema)
-            unknown = _removed_paths(obj, pruned)
+            unknown = strategies.removed_paths(obj, pruned)
             if unknown and opts.field_validation == "Strict":
                 text = ", ".join(f'unknown field "{p}"' for p in unknown)
                 raise errors.bad_request(f"strict decoding error: {text}")
@@ -370,30 +410,9 @@ class Writes:
         return obj
 
     def _validate(self, rt: ResourceType, obj: Obj) -> None:
-        meta = obj["metadata"]
-        name = meta.get("name", "")
-        causes: list[tuple[str, str]] = []
-        pattern = DNS_LABEL if rt.key == ("", "namespaces") else DNS_SUBDOMAIN
-        limit = 63 if pattern is DNS_LABEL else 253
-        if not pattern.match(name) or len(name) > limit:
-            what = "RFC 1123 label" if pattern is DNS_LABEL else "RFC 1123 subdomain"
-            causes.append(
-                (
-                    "metadata.name",
-                    f'Invalid value: "{name}": a lowercase {what} must consist '
-                    "of lower case alphanumeric characters, '-'"
-                    + ("" if pattern is DNS_LABEL else " or '.'")
-                    + ", and must start and end with an alphanumeric character",
-                )
-            )
-        if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
-            causes.extend(_crd_causes(obj))
-        if rt.custom and rt.schema:
-            causes.extend(schema.validate(obj, rt.schema))
-        if rt.key == ("batch", "jobs"):
-            causes.extend(jobspec.validate_job(obj))
+        causes = strategies.validation_causes(rt, obj)
         if causes:
-            raise errors.invalid(rt.kind, name, rt.group, causes)
+            raise errors.invalid(rt.kind, obj["metadata"].get("name", ""), rt.group, causes)
 
     def _dry_run_result(self, rt: ResourceType, namespace: str, obj: Obj) -> Obj:
         result = copy.deepcopy(obj)
@@ -407,162 +426,26 @@ class Writes:
     def _establish(self, rt: ResourceType, crd: Obj) -> Obj:
         """Register a stored CRD's kinds and mark it Established, as the CRD controllers do."""
         self.registry.set_crd(crd)
-        status = copy.deepcopy(crd.get("status") or {})
-        now = now_rfc3339()
-        status["acceptedNames"] = crd["spec"]["names"]
-        status["storedVersions"] = [v["name"] for v in crd["spec"]["versions"] if v.get("storage")]
-        status["conditions"] = [
-            {
-                "type": "NamesAccepted",
-                "status": "True",
-                "reason": "NoConflicts",
-                "message": "no conflicts found",
-                "lastTransitionTime": now,
-            },
-            {
-                "type": "Established",
-                "status": "True",
-                "reason": "InitialNamesAccepted",
-                "message": "the initial names have been accepted",
-                "lastTransitionTime": now,
-            },
-        ]
-        for old in (crd.get("status") or {}).get("conditions") or []:
-            for new in status["conditions"]:
-                if new["type"] == old.get("type") and new["status"] == old.get("status"):
-                    new["lastTransitionTime"] = old.get("lastTransitionTime", now)
-        return self.store.replace(rt, crd, {**crd, "status": status})
+        return self.store.replace(rt, crd, {**crd, "status": strategies.established_status(crd)})
 
-    def _forget_crd(self, crd: Obj) -> None:
-        spec = crd.get("spec") or {}
-        self.registry.remove_crd(crd["metadata"]["name"])
-        self.store.drop_collection((spec.get("group", ""), spec.get("names", {}).get("plural", "")))
+    def _on_event(self, event: Event) -> None:
+        """A CRD that is gone (by any path: delete, finalizers, GC) takes its kinds and
+        objects with it; each object leaves with a DELETED event, as the CRD cleanup does."""
+        if event.type != "DELETED" or event.key != CRD_KEY:
+            return
+        spec = event.obj.get("spec") or {}
+        key = (spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
+        for rt in [r for r in self.registry.all() if r.key == key][:1]:
+            for obj in self.store.items(key):
+                self.store.remove(rt, obj)
+        self.registry.remove_crd(event.obj["metadata"]["name"])
 
 
-def _create_defaults(rt: ResourceType, obj: Obj, uid: str) -> Obj:
-    """What the apiserver's create strategies fill in for the built-in kinds koos uses."""
-    if rt.key == ("", "namespaces"):
-        obj["status"] = {"phase": "Active"}
-        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-        obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"][
-            "name"
-        ]
-    elif rt.key == ("batch", "jobs"):
-        obj = jobspec.default_job(obj, uid)
-    elif rt.key == ("", "pods"):
-        obj = jobspec.default_pod(obj)
-    elif rt.key == ("", "secrets"):
-        obj = _secret_string_data(obj)
-    return obj
-
-
-def _secret_string_data(secret: Obj) -> Obj:
-    """`stringData` is write-only: merged into base64 `data`, never stored."""
-    string_data = secret.pop("stringData", None)
-    if string_data:
-        data = dict(secret.get("data") or {})
-        for key, value in string_data.items():
-            data[key] = base64.b64encode(str(value).encode()).decode()
-        secret["data"] = data
-    secret.setdefault("type", "Opaque")
-    return secret
-
-
-def _grace_period(rt: ResourceType, obj: Obj, options: dict[str, Any]) -> int:
-    """A running Pod on a node is deleted gracefully: it shows Terminating until its kubelet
-    has stopped the containers and removes it. Anything else goes at once."""
-    if rt.key != ("", "pods") or not (obj.get("spec") or {}).get("nodeName"):
-        return 0
-    if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-        return 0
-    requested = options.get("gracePeriodSeconds")
-    if requested is not None:
-        return max(int(requested), 0)
-    return int((obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
-
-
-def _propagation(rt: ResourceType, options: dict[str, Any]) -> str:
-    policy = options.get("propagationPolicy")
-    if policy:
-        if policy not in ("Foreground", "Background", "Orphan"):
-            raise errors.bad_request(f"propagationPolicy {policy!r} is not supported")
-        return str(policy)
-    if options.get("orphanDependents") is True:
-        return "Orphan"
-    if options.get("orphanDependents") is False:
-        return "Background"
-    return "Orphan" if rt.key in DEFAULT_ORPHAN else "Background"
-
-
-def _crd_causes(crd: Obj) -> list[tuple[str, str]]:
-    spec = crd.get("spec") or {}
-    names = spec.get("names") or {}
-    causes: list[tuple[str, str]] = []
-    expected = f"{names.get('plural', '')}.{spec.get('group', '')}"
-    if crd["metadata"].get("name") != expected:
-        causes.append(
-            (
-                "metadata.name",
-                f'Invalid value: "{crd["metadata"].get("name")}": must be '
-                'spec.names.plural+"."+spec.group',
-            )
-        )
-    for field in ("plural", "kind"):
-        if not names.get(field):
-            causes.append((f"spec.names.{field}", "Required value"))
-    if spec.get("scope") not in ("Namespaced", "Cluster"):
-        causes.append(
-            (
-                "spec.scope",
-                f'Unsupported value: "{spec.get("scope", "")}": '
-                'supported values: "Cluster", "Namespaced"',
-            )
-        )
-    versions = spec.get("versions") or []
-    if not versions:
-        causes.append(
-            (
-                "spec.versions",
-                "Required value: must have exactly one version marked as storage version",
-            )
-        )
-    elif sum(1 for v in versions if v.get("storage")) != 1:
-        causes.append(
-            (
-                "spec.versions",
-                "Invalid value: must have exactly one version marked as storage version",
-            )
-        )
-    for i, version in enumerate(versions):
-        openapi = (version.get("schema") or {}).get("openAPIV3Schema")
-        if openapi is None:
-            causes.append(
-                (
-                    f"spec.versions[{i}].schema.openAPIV3Schema",
-                    "Required value: schemas are required",
-                )
-            )
-            continue
-        causes.extend(
-            schema.structural_causes(openapi, f"spec.versions[{i}].schema.openAPIV3Schema")
-        )
-    return causes
-
-
-def _removed_paths(before: Any, after: Any, path: str = "") -> list[str]:
-    if isinstance(before, dict) and isinstance(after, dict):
-        found: list[str] = []
-        for key, value in before.items():
-            child = f"{path}.{key}" if path else key
-            if key not in after:
-                found.append(child)
-            else:
-                found.extend(_removed_paths(value, after[key], child))
-        return found
-    if isinstance(before, list) and isinstance(after, list):
-        return [
-            p
-            for i, (b, a) in enumerate(zip(before, after, strict=False))
-            for p in _removed_paths(b, a, f"{path}[{i}]")
-        ]
-    return []
+def _modified(rt: ResourceType, name: str) -> ApiError:
+    return errors.conflict(
+        rt.plural,
+        name,
+        rt.group,
+        "the object has been modified; please apply your changes to the latest version and "
+        "try again",
+    )

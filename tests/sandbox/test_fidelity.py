@@ -1,0 +1,192 @@
+"""Behaviours of kube-apiserver that are easy to get wrong: concurrency, pagination order,
+bookmarks, protected namespaces, unconditional updates, CRD removal."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+
+from koos.sandbox.app import Sandbox
+from koos.sandbox.testing import async_wait_for
+from koos.sandbox.writes import AdmissionRequest, WriteOptions
+
+CM = "/api/v1/namespaces/default/configmaps"
+CRD = Path(__file__).resolve().parents[2] / "examples" / "sandbox" / "crd.yaml"
+MERGE = {"Content-Type": "application/merge-patch+json"}
+
+
+@pytest.fixture
+async def http(asandbox: Sandbox) -> AsyncIterator[aiohttp.ClientSession]:
+    connector = aiohttp.TCPConnector(ssl=asandbox.certificates.client_context())
+    headers = {"Authorization": f"Bearer {asandbox.admin_token}"}
+    async with aiohttp.ClientSession(asandbox.url, headers=headers, connector=connector) as s:
+        yield s
+
+
+class SlowAdmission:
+    """Holds the first UPDATE in admission until released, letting others overtake it."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.held = asyncio.Event()
+
+    async def mutate(self, request: AdmissionRequest) -> dict | None:
+        if request.operation == "UPDATE" and not self.held.is_set():
+            self.held.set()
+            await self.release.wait()
+        return request.obj
+
+    async def validate(self, request: AdmissionRequest) -> None:
+        return None
+
+
+async def test_concurrent_patches_both_land(asandbox: Sandbox, http: aiohttp.ClientSession):
+    async with http.post(CM, json={"metadata": {"name": "race"}}) as r:
+        assert r.status == 201
+    slow = SlowAdmission()
+    asandbox.state.writes.admission = slow
+    first = asyncio.create_task(
+        http.patch(f"{CM}/race", data='{"data":{"slow":"1"}}', headers=MERGE)
+    )
+    await asyncio.wait_for(slow.held.wait(), 5)
+    async with http.patch(f"{CM}/race", data='{"data":{"fast":"1"}}', headers=MERGE) as r:
+        assert r.status == 200
+    slow.release.set()
+    response = await first
+    assert response.status == 200
+    response.release()
+    async with http.get(f"{CM}/race") as r:
+        assert (await r.json())["data"] == {"fast": "1", "slow": "1"}
+
+
+async def test_a_patch_never_brings_back_a_deleted_object(
+    asandbox: Sandbox, http: aiohttp.ClientSession
+) -> None:
+    async with http.post(CM, json={"metadata": {"name": "gone"}}) as r:
+        assert r.status == 201
+    slow = SlowAdmission()
+    asandbox.state.writes.admission = slow
+    pending = asyncio.create_task(
+        http.patch(f"{CM}/gone", data='{"data":{"a":"1"}}', headers=MERGE)
+    )
+    await asyncio.wait_for(slow.held.wait(), 5)
+    async with http.delete(f"{CM}/gone") as r:
+        assert r.status == 200
+    slow.release.set()
+    response = await pending
+    assert response.status == 404
+    response.release()
+    async with http.get(f"{CM}/gone") as r:
+        assert r.status == 404
+
+
+async def test_cluster_wide_pages_follow_etcd_key_order(
+    asandbox: Sandbox, http: aiohttp.ClientSession
+) -> None:
+    for ns in ("a", "a-b"):
+        async with http.post("/api/v1/namespaces", json={"metadata": {"name": ns}}) as r:
+            assert r.status == 201
+    for ns, name in (("a", "z"), ("a-b", "x")):
+        async with http.post(
+            f"/api/v1/namespaces/{ns}/configmaps", json={"metadata": {"name": name}}
+        ) as r:
+            assert r.status == 201
+    seen, token = [], ""
+    while True:
+        params = {"limit": "1", **({"continue": token} if token else {})}
+        async with http.get("/api/v1/configmaps", params=params) as r:
+            page = await r.json()
+        seen += [f"{i['metadata']['namespace']}/{i['metadata']['name']}" for i in page["items"]]
+        token = page["metadata"].get("continue", "")
+        if not token:
+            break
+    assert seen == ["a-b/x", "a/z"]
+
+
+async def test_a_quiet_watch_gets_bookmarks_while_others_write(
+    asandbox: Sandbox, http: aiohttp.ClientSession
+) -> None:
+    asandbox.state.bookmark_interval = 0.2
+    params = {
+        "watch": "true",
+        "allowWatchBookmarks": "true",
+        "resourceVersion": str(asandbox.store.rv),
+    }
+    async with http.get("/api/v1/namespaces/default/secrets", params=params) as watch:
+
+        async def write_configmaps() -> None:
+            for i in range(30):
+                async with http.post(CM, json={"metadata": {"name": f"noise-{i}"}}) as r:
+                    assert r.status == 201
+                await asyncio.sleep(0.05)  # a steady stream of other writes, not a wait
+
+        writer = asyncio.create_task(write_configmaps())
+        line = await asyncio.wait_for(watch.content.readline(), 5)
+        event = json.loads(line)
+        assert event["type"] == "BOOKMARK"
+        assert event["object"]["kind"] == "Secret"
+        writer.cancel()
+
+
+async def test_protected_namespaces_cannot_be_deleted(http: aiohttp.ClientSession) -> None:
+    async with http.delete("/api/v1/namespaces/default") as r:
+        assert r.status == 403
+        assert (await r.json())["message"] == (
+            'namespaces "default" is forbidden: this namespace may not be deleted'
+        )
+
+
+async def _crd(asandbox: Sandbox) -> None:
+    admin = asandbox.state.authn.authenticate(f"Bearer {asandbox.admin_token}", None, [])
+    crd_type = asandbox.state.registry.find(
+        "apiextensions.k8s.io", "v1", "customresourcedefinitions"
+    )
+    await asandbox.state.writes.create(
+        admin, crd_type, "", yaml.safe_load(CRD.read_text()), WriteOptions()
+    )
+
+
+async def test_custom_objects_need_a_resource_version_to_be_replaced(
+    asandbox: Sandbox, http: aiohttp.ClientSession
+) -> None:
+    await _crd(asandbox)
+    path = "/apis/demo.koos.io/v1/namespaces/default/greetings"
+    body = {
+        "apiVersion": "demo.koos.io/v1",
+        "kind": "Greeting",
+        "metadata": {"name": "g"},
+        "spec": {"message": "hi"},
+    }
+    async with http.post(path, json=body) as r:
+        assert r.status == 201
+    async with http.put(f"{path}/g", json=body) as r:
+        assert r.status == 422
+        assert (
+            "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"
+            in (await r.json())["message"]
+        )
+
+
+async def test_a_crd_deleted_in_the_foreground_takes_its_kind_along(
+    asandbox: Sandbox, http: aiohttp.ClientSession
+) -> None:
+    await _crd(asandbox)
+    path = "/apis/demo.koos.io/v1/namespaces/default/greetings"
+    async with http.post(path, json={"metadata": {"name": "g"}, "spec": {"message": "hi"}}) as r:
+        assert r.status == 201
+    crd = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/greetings.demo.koos.io"
+    async with http.delete(crd, params={"propagationPolicy": "Foreground"}) as r:
+        assert r.status == 200
+
+    async def forgotten() -> bool:
+        async with http.get("/apis/demo.koos.io/v1") as r:
+            return r.status == 404
+
+    await async_wait_for(forgotten, what="the CRD's kind to leave discovery")
+    assert asandbox.store.items(("demo.koos.io", "greetings")) == []
