@@ -1,4 +1,5 @@
 """L0 data: pydantic models of every CRD's spec and status, constants, conditions. No I/O.
 
-Filled by the Templates and Executions work (DESIGN.md §2); nothing here yet.
+The models are the single source of truth of the CRDs (`make crds` writes `crds/` from
+them); `koos.engine` gives them meaning.
 """

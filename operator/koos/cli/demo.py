@@ -1,12 +1,14 @@
-"""`make demo`: start the sandbox, use it with the real kubectl, show the results, stop.
+"""`make demo`: the sandbox, the operator and the quickstart runbook, end to end.
 
-Until the execution engine exists, the demo shows the ground koos stands on: a CRD and a
-custom object applied and printed with its columns, and a Job run as a local process with
-its logs and termination message. Exits non-zero, saying why, when anything fails.
+Starts `koos sandbox --jobs local` (steps run as local processes) and `koos operator`,
+applies examples/quickstart with the real kubectl, shows the steps as they progress until
+the Execution succeeds, prints `kubectl get exe` and the outputs, then stops everything.
+Exits non-zero, saying why, when anything fails.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -14,9 +16,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[3]
-EXAMPLES = ROOT / "examples" / "sandbox"
+QUICKSTART = ROOT / "examples" / "quickstart"
+DEADLINE = 60.0
 
 
 class DemoError(Exception):
@@ -25,33 +29,48 @@ class DemoError(Exception):
 
 def _start_sandbox(workdir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], Path]:
     kubeconfig = workdir / "kubeconfig"
+    argv = [
+        sys.executable,
+        "-m",
+        "koos.cli.main",
+        "sandbox",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--jobs",
+        "local",
+        "--crds",
+        str(ROOT / "crds"),
+    ]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "koos.cli.main",
-            "sandbox",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--jobs",
-            "local",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
     assert proc.stdout is not None
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            raise DemoError(f"the sandbox exited before it was ready (code {proc.wait()})")
-        if "ready" in line:
-            print(f"$ koos sandbox --kubeconfig {kubeconfig} --jobs local\n{line.rstrip()}")
-            return proc, kubeconfig
-    proc.kill()
-    raise DemoError("the sandbox did not say it was ready within 20 s")
+    line = proc.stdout.readline()
+    if "ready" not in line:
+        proc.kill()
+        raise DemoError(f"the sandbox did not start: {line.strip() or proc.wait()}")
+    print(f"$ koos sandbox --kubeconfig {kubeconfig} --jobs local --crds crds/\n{line.rstrip()}")
+    return proc, kubeconfig
+
+
+def _start_operator(kubeconfig: Path, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    print(f"$ koos operator --kubeconfig {kubeconfig} --metrics-port 0   (log: {log})")
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "koos.cli.main",
+                "operator",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--metrics-port",
+                "0",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
 
 
 def _kubectl(env: dict[str, str], *args: str, show: bool = True) -> str:
@@ -62,50 +81,85 @@ def _kubectl(env: dict[str, str], *args: str, show: bool = True) -> str:
     )
     if result.returncode != 0:
         raise DemoError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
-    if show:
+    if show and result.stdout.strip():
         print(result.stdout.rstrip(), flush=True)
     return result.stdout
+
+
+def _follow(env: dict[str, str], name: str) -> dict[str, Any]:
+    """Print each step's phase as it changes until the Execution ends (the demo's display)."""
+    print(f"\nprogress of execution/{name}:")
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        obj: dict[str, Any] = json.loads(
+            _kubectl(env, "get", "execution", name, "-o", "json", show=False)
+        )
+        status = obj.get("status") or {}
+        for step in status.get("steps") or []:
+            line = f"{step['phase']}"
+            if step.get("jobName") and step["phase"] == "Running":
+                line += f" (Job {step['jobName']})"
+            if step.get("message") and step["phase"] not in ("Running", "Succeeded"):
+                line += f" — {step['message']}"
+            if seen.get(step["name"]) != line:
+                seen[step["name"]] = line
+                print(f"  {time.strftime('%H:%M:%S')}  {step['name']:<16} {line}", flush=True)
+        if status.get("phase") in ("Succeeded", "Failed", "Cancelled"):
+            return obj
+        time.sleep(0.3)  # a display refresh, not a wait in a test
+    raise DemoError(f"execution/{name} did not finish within {DEADLINE:.0f}s")
 
 
 def run() -> None:
     if shutil.which("kubectl") is None:
         raise DemoError("kubectl is not on the PATH; install kubectl 1.32 to run the demo")
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="koos-demo-") as tmp:
         workdir = Path(tmp)
         env = {**os.environ, "KUBECACHEDIR": str(workdir / "cache")}
-        proc, kubeconfig = _start_sandbox(workdir, env)
+        sandbox, kubeconfig = _start_sandbox(workdir, env)
         env["KUBECONFIG"] = str(kubeconfig)
+        log = workdir / "operator.log"
+        operator = _start_operator(kubeconfig, log, env)
         try:
-            _kubectl(env, "version")
-            _kubectl(env, "apply", "-f", str(EXAMPLES / "crd.yaml"))
-            _kubectl(env, "wait", "--for=condition=Established", "crd/greetings.demo.koos.io")
-            _kubectl(env, "apply", "-f", str(EXAMPLES / "greeting.yaml"))
-            _kubectl(env, "get", "greetings")
-            _kubectl(env, "get", "greeting", "hello", "-o", "yaml")
-            _kubectl(env, "--context", "alice", "auth", "whoami")
-            _kubectl(env, "apply", "-f", str(EXAMPLES / "job.yaml"))
-            _kubectl(env, "wait", "--for=condition=Complete", "job/say-hello", "--timeout=30s")
-            _kubectl(env, "get", "jobs,pods")
-            _kubectl(env, "logs", "job/say-hello")
-            message = _kubectl(
+            _kubectl(env, "apply", "-f", str(QUICKSTART / "template.yaml"))
+            _kubectl(env, "wait", "--for=condition=Ready", "template/quickstart", "--timeout=30s")
+            _kubectl(env, "get", "templates")
+            _kubectl(env, "apply", "-f", str(QUICKSTART / "execution.yaml"))
+            done = _follow(env, "quickstart-1")
+            _kubectl(env, "get", "executions")
+            if done["status"]["phase"] != "Succeeded":
+                raise DemoError(
+                    f"the run ended {done['status']['phase']}: {done['status'].get('message')}"
+                )
+            print("\noutputs:", json.dumps(done["status"].get("outputs"), indent=2))
+            _kubectl(env, "get", "jobs", "-l", "koos.io/execution=quickstart-1")
+            _kubectl(env, "logs", "job/quickstart-1-summarize-1")
+            _kubectl(
                 env,
                 "get",
-                "pods",
-                "-l",
-                "batch.kubernetes.io/job-name=say-hello",
-                "-o",
-                "jsonpath={.items[0].status.containerStatuses[0].state.terminated.message}",
-                show=False,
+                "events",
+                "--field-selector",
+                "involvedObject.kind=Execution",
+                "--sort-by=.metadata.creationTimestamp",
             )
-            print(f"\ntermination message of the Job's pod: {message.strip()}")
-            _kubectl(env, "delete", "-f", str(EXAMPLES / "greeting.yaml"))
+        except DemoError:
+            print(
+                "\noperator log (last lines):\n"
+                + "\n".join(log.read_text(errors="replace").splitlines()[-30:]),
+                file=sys.stderr,
+            )
+            raise
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    print("\ndemo finished: the sandbox served kubectl end to end")
+            for proc in (operator, sandbox):
+                proc.terminate()
+            for proc in (operator, sandbox):
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    print(f"\ndemo finished in {time.monotonic() - started:.0f}s: the quickstart runbook succeeded")
 
 
 def main() -> int:

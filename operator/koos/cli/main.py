@@ -48,6 +48,29 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator(args: argparse.Namespace) -> int:
+    from koos.handlers.operator import Options, run
+
+    options = Options(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        namespaces=tuple(args.namespace or ()),
+        metrics_port=None if args.metrics_port == 0 else args.metrics_port,
+        liveness=args.liveness,
+        workers=args.workers,
+    )
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run(options, stop)
+
+    asyncio.run(serve())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="koos", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
@@ -77,6 +100,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument("--seed", type=int, default=0, help="seed of the fault injector")
     sandbox.set_defaults(run=_sandbox)
+
+    operator = commands.add_parser(
+        "operator",
+        help="run the koos operator against a cluster (or a sandbox)",
+        description="Run the operator in the foreground until SIGINT/SIGTERM. Credentials: "
+        "--kubeconfig, else the in-cluster ServiceAccount, else $KUBECONFIG/~/.kube/config.",
+    )
+    operator.add_argument("--kubeconfig", help="kubeconfig file to use")
+    operator.add_argument("--context", help="kubeconfig context to use")
+    scope = operator.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace", "-n", action="append", help="serve only this namespace (repeatable)"
+    )
+    scope.add_argument(
+        "--all-namespaces", "-A", action="store_true", help="serve every namespace (default)"
+    )
+    operator.add_argument(
+        "--metrics-port", type=int, default=9090, help="Prometheus metrics port (0: none)"
+    )
+    operator.add_argument("--liveness", help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    operator.add_argument(
+        "--workers", type=int, default=16, help="Executions reconciled at the same time"
+    )
+    operator.set_defaults(run=_operator)
     return parser
 
 

@@ -1,0 +1,25 @@
+"""Names koos shares with the cluster: API group and version, labels, annotations, limits."""
+
+from __future__ import annotations
+
+GROUP = "koos.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+CATEGORY = "koos"
+
+MANAGER = "koos"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_EXECUTION = f"{GROUP}/execution"
+LABEL_STEP = f"{GROUP}/step"
+LABEL_ATTEMPT = f"{GROUP}/attempt"
+
+ANNOTATION_CANCEL = f"{GROUP}/cancel"
+COMMAND_ANNOTATIONS = (ANNOTATION_CANCEL,)
+
+FINALIZER = f"{GROUP}/finalizer"
+
+# A run step's output is its container's termination message: the kubelet keeps 4 KiB.
+OUTPUT_LIMIT = 4096
+OUTPUT_PATH = "/dev/termination-log"
+OUTPUT_ENV = "KOOS_OUTPUT"
+PARAM_ENV_PREFIX = "KOOS_PARAM_"

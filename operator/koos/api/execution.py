@@ -1,0 +1,120 @@
+"""The Execution resource: one run of a Template, all of whose progress lives in its status.
+
+These models are the single source of truth for the Execution CRD's schema (`make crds`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic.config import JsonDict
+
+from koos.api.common import Condition, KoosModel
+from koos.api.template import KeySelector, TemplateSpec
+
+ExecutionPhase = Literal["Pending", "Running", "Waiting", "Succeeded", "Failed", "Cancelled"]
+StepPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped", "Cancelled"]
+TERMINAL_PHASES = ("Succeeded", "Failed", "Cancelled")
+
+PRESERVE: JsonDict = {"x-kubernetes-preserve-unknown-fields": True}
+
+
+class TemplateRef(KoosModel):
+    name: str = Field(description="Name of a Template in the Execution's namespace.")
+
+
+class ParameterSource(KoosModel):
+    secret_key_ref: KeySelector = Field(description="A key of a Secret in this namespace.")
+
+
+class SecretParameter(KoosModel):
+    """How an Execution gives a `secret: true` parameter: never as a literal value."""
+
+    value_from: ParameterSource = Field(description="Where the secret value is.")
+
+
+class ExecutionSpec(KoosModel):
+    template_ref: TemplateRef = Field(description="The Template to run.")
+    parameters: dict[str, Any] | None = Field(
+        default=None,
+        description="Parameter values by name. A secret parameter is given as "
+        "{valueFrom: {secretKeyRef: {name, key}}}.",
+        json_schema_extra=PRESERVE,
+    )
+
+
+class StepStatus(KoosModel):
+    """Compact record of one step (loops keep counts, not a record per item)."""
+
+    name: str = Field(description="Name of the step.")
+    phase: StepPhase = Field(description="Pending, Running, Succeeded, Failed, Skipped, Cancelled.")
+    attempt: int = Field(default=0, description="Attempts started so far.")
+    job_name: str | None = Field(default=None, description="The Job of the current attempt.")
+    start_time: str | None = Field(default=None, description="When the first attempt started.")
+    completion_time: str | None = Field(default=None, description="When the step finished.")
+    retry_time: str | None = Field(
+        default=None, description="When the next attempt starts (after a failed one)."
+    )
+    reason: str | None = Field(default=None, description="CamelCase reason of the last change.")
+    message: str | None = Field(default=None, description="What happened, in a sentence.")
+    outputs: dict[str, Any] | None = Field(
+        default=None,
+        description="Outputs the step wrote to $KOOS_OUTPUT.",
+        json_schema_extra=PRESERVE,
+    )
+
+
+class ResolvedTemplate(KoosModel):
+    """The template as it was when the Execution started: later edits do not change a run."""
+
+    name: str = Field(description="Name of the Template.")
+    uid: str = Field(description="uid of the Template.")
+    generation: int = Field(description="metadata.generation of the Template.")
+    hash: str = Field(description="sha256 of the resolved spec.")
+    spec: TemplateSpec = Field(description="The resolved spec this run follows.")
+
+
+class ExecutionStatus(KoosModel):
+    phase: ExecutionPhase | None = Field(
+        default=None, description="Pending, Running, Waiting, Succeeded, Failed or Cancelled."
+    )
+    observed_generation: int | None = Field(
+        default=None, description="The generation the status was computed for."
+    )
+    conditions: list[Condition] | None = Field(
+        default=None,
+        description="Succeeded (Unknown while running; True; False with the reason) and Ready, "
+        "which mirrors it for GitOps health checks.",
+    )
+    start_time: str | None = Field(default=None, description="When the run started.")
+    completion_time: str | None = Field(default=None, description="When the run ended.")
+    progress: str | None = Field(default=None, description="Finished steps / all steps, e.g. 3/5.")
+    message: str | None = Field(default=None, description="What the run is doing or why it ended.")
+    cancel_requested: bool | None = Field(
+        default=None,
+        description="koos.io/cancel was received: pending steps are cancelled, running Jobs "
+        "deleted, finally steps still run.",
+    )
+    template: ResolvedTemplate | None = Field(
+        default=None, description="Snapshot of the template this run follows."
+    )
+    parameters: dict[str, Any] | None = Field(
+        default=None,
+        description="Parameter values after defaults (secret ones as references only).",
+        json_schema_extra=PRESERVE,
+    )
+    steps: list[StepStatus] | None = Field(default=None, description="Per-step records.")
+    outputs: dict[str, Any] | None = Field(
+        default=None, description="The template's outputs, rendered.", json_schema_extra=PRESERVE
+    )
+
+
+class Execution(KoosModel):
+    """One run of a Template with parameters; its progress is in its status."""
+
+    api_version: str = Field(default="koos.io/v1alpha1", description="koos.io/v1alpha1")
+    kind: str = Field(default="Execution", description="Execution")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Standard metadata.")
+    spec: ExecutionSpec = Field(description="What to run.")
+    status: ExecutionStatus | None = Field(default=None, description="Progress of the run.")

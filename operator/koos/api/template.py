@@ -1,0 +1,210 @@
+"""The Template resource: a reusable runbook of parameters, steps and outputs.
+
+These models are the single source of truth for the Template CRD's schema (`make crds`).
+Only shape is checked here; the meaning (unique names, references, cycles, expressions) is
+checked by `koos.engine.template`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from koos.api.common import Condition, KoosModel
+
+ParameterType = Literal["string", "integer", "number", "boolean", "array", "object"]
+
+
+class Parameter(KoosModel):
+    """One input of a runbook, described with a JSON-Schema subset."""
+
+    type: ParameterType = Field(default="string", description="JSON type of the value.")
+    description: str | None = Field(default=None, description="What the parameter is for.")
+    default: Any = Field(
+        default=None,
+        description="Value used when an Execution does not give one. A parameter without a "
+        "default is required.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    enum: list[Any] | None = Field(
+        default=None,
+        description="The only values allowed.",
+        json_schema_extra={"items": {"x-kubernetes-preserve-unknown-fields": True}},
+    )
+    pattern: str | None = Field(
+        default=None, description="A regular expression a string value must match."
+    )
+    minimum: float | None = Field(default=None, description="Smallest allowed number.")
+    maximum: float | None = Field(default=None, description="Largest allowed number.")
+    min_length: int | None = Field(default=None, ge=0, description="Shortest allowed string.")
+    max_length: int | None = Field(default=None, ge=0, description="Longest allowed string.")
+    items: dict[str, Any] | None = Field(
+        default=None,
+        description="JSON-Schema of the items of an array value.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    secret: bool = Field(
+        default=False,
+        description="The value is a secret: an Execution must give it as valueFrom.secretKeyRef, "
+        "and it reaches containers only through a secretKeyRef environment variable.",
+    )
+
+
+class KeySelector(KoosModel):
+    """A key of a Secret or ConfigMap in the Execution's namespace."""
+
+    name: str = Field(description="Name of the Secret or ConfigMap.")
+    key: str = Field(description="The key within it.")
+
+
+class EnvVarSource(KoosModel):
+    secret_key_ref: KeySelector | None = Field(default=None, description="A key of a Secret.")
+    config_map_key_ref: KeySelector | None = Field(
+        default=None, description="A key of a ConfigMap."
+    )
+
+
+class EnvVar(KoosModel):
+    """An environment variable of a step's container. Values may use expressions."""
+
+    name: str = Field(description="Name of the variable.")
+    value: str | None = Field(default=None, description="Value; `{{ … }}` expressions allowed.")
+    value_from: EnvVarSource | None = Field(
+        default=None, description="Take the value from a Secret or ConfigMap key."
+    )
+
+
+class ResourceRequirements(KoosModel):
+    requests: dict[str, str] | None = Field(
+        default=None, description="Minimum compute resources, e.g. {cpu: 100m, memory: 64Mi}."
+    )
+    limits: dict[str, str] | None = Field(default=None, description="Maximum compute resources.")
+
+
+class ConfigMapVolume(KoosModel):
+    name: str = Field(description="Name of the ConfigMap.")
+
+
+class SecretVolume(KoosModel):
+    secret_name: str = Field(description="Name of the Secret.")
+
+
+class Volume(KoosModel):
+    """A ConfigMap or Secret mounted into the step's container."""
+
+    name: str = Field(description="Name of the volume, unique within the step.")
+    mount_path: str = Field(description="Where to mount it in the container.")
+    config_map: ConfigMapVolume | None = Field(default=None, description="Mount a ConfigMap.")
+    secret: SecretVolume | None = Field(default=None, description="Mount a Secret.")
+
+
+class RunAction(KoosModel):
+    """Run a container as a Kubernetes Job. Give `script` or `command` (not both)."""
+
+    image: str = Field(description="Container image.")
+    command: list[str] | None = Field(default=None, description="Entrypoint, as in a Pod.")
+    args: list[str] | None = Field(default=None, description="Arguments to the entrypoint.")
+    script: str | None = Field(
+        default=None,
+        description="A shell script run with `shell`. Pass parameters as environment "
+        "variables (KOOS_PARAM_<NAME>), never as `{{ params.x }}` text.",
+    )
+    shell: str = Field(default="/bin/sh", description="The shell that runs `script`.")
+    env: list[EnvVar] | None = Field(default=None, description="Environment variables.")
+    working_dir: str | None = Field(default=None, description="Working directory.")
+    resources: ResourceRequirements | None = Field(
+        default=None, description="Compute resources of the container."
+    )
+    volumes: list[Volume] | None = Field(
+        default=None, description="ConfigMaps and Secrets to mount."
+    )
+
+
+class SleepAction(KoosModel):
+    duration: str = Field(description="How long to wait, e.g. 30s, 5m, 1h30m.")
+
+
+class RetryPolicy(KoosModel):
+    limit: int = Field(default=0, ge=0, le=100, description="Retries after the first attempt.")
+    backoff: str = Field(default="10s", description="Wait before the first retry.")
+    factor: float = Field(default=2.0, ge=1, description="Multiplier of the wait per retry.")
+    max_backoff: str = Field(default="10m", description="Longest wait between attempts.")
+
+
+class Step(KoosModel):
+    """One step of a runbook: exactly one action (`run` or `sleep`) and how to run it."""
+
+    name: str = Field(
+        description="Unique name of the step (a DNS label: lowercase letters, digits, '-')."
+    )
+    description: str | None = Field(default=None, description="What the step does.")
+    depends_on: list[str] | None = Field(
+        default=None,
+        description="Steps that must finish first. Unset: the previous step in the list. "
+        "[]: start at once.",
+    )
+    when: str | None = Field(
+        default=None,
+        description="An expression; the step is skipped (phase Skipped) when it is false.",
+    )
+    run: RunAction | None = Field(default=None, description="Run a container as a Job.")
+    sleep: SleepAction | None = Field(default=None, description="Wait for a while.")
+    retries: RetryPolicy | None = Field(
+        default=None, description="Retry a failed attempt (each attempt is a new Job)."
+    )
+    timeout: str | None = Field(
+        default=None, description="Fail an attempt that runs longer, e.g. 10m."
+    )
+    on_error: Literal["Abort", "Continue"] = Field(
+        default="Abort",
+        description="Abort: start nothing new, let running steps finish, fail the Execution. "
+        "Continue: carry on as if the step had succeeded, without outputs.",
+    )
+
+
+class TemplateSpec(KoosModel):
+    description: str | None = Field(default=None, description="What the runbook does.")
+    service_account_name: str | None = Field(
+        default=None,
+        description="ServiceAccount every Job of this template runs as (default: the "
+        "namespace's default ServiceAccount).",
+    )
+    parameters: dict[str, Parameter] = Field(
+        default_factory=dict, description="Inputs of the runbook, by name."
+    )
+    steps: list[Step] = Field(min_length=1, description="The steps, in order.")
+    finally_: list[Step] | None = Field(
+        default=None,
+        alias="finally",
+        description="Steps that always run after everything else, whatever happened.",
+    )
+    outputs: dict[str, str] | None = Field(
+        default=None,
+        description="Results of the runbook, as expressions over step outputs and parameters.",
+    )
+
+    def all_steps(self) -> list[Step]:
+        return [*self.steps, *(self.finally_ or [])]
+
+
+class TemplateStatus(KoosModel):
+    observed_generation: int | None = Field(
+        default=None, description="The generation the status was computed for."
+    )
+    step_count: int | None = Field(
+        default=None, description="Number of steps, finally steps included."
+    )
+    conditions: list[Condition] | None = Field(
+        default=None, description="Ready: whether the template is valid."
+    )
+
+
+class Template(KoosModel):
+    """A reusable runbook: parameters, steps, outputs. Run it with an Execution."""
+
+    api_version: str = Field(default="koos.io/v1alpha1", description="koos.io/v1alpha1")
+    kind: str = Field(default="Template", description="Template")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Standard metadata.")
+    spec: TemplateSpec = Field(description="The runbook.")
+    status: TemplateStatus | None = Field(default=None, description="Validation result.")

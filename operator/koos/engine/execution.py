@@ -1,0 +1,262 @@
+"""The Execution planner: `plan(snapshot, now) -> Plan`, pure and deterministic.
+
+State machine of an Execution (status.phase):
+
+        ┌─────────┐ template or parameters invalid ┌────────┐
+        │ Pending │───────────────────────────────▶│ Failed │ (reason InvalidSpec)
+        └────┬────┘                                └────────┘
+             │ template resolved and snapshotted, parameters valid
+             ▼
+        ┌─────────┐  main steps settle, then finally steps run  ┌───────────┐
+        │ Running │────────────────────────────────────────────▶│ Succeeded │
+        └────┬────┘                                             │ Failed    │
+             │ koos.io/cancel: running Jobs deleted,            │ Cancelled │
+             │ pending steps cancelled, finally steps still run └───────────┘
+             ▼
+          (Running until the finally steps are done)
+
+Steps (status.steps[].phase): Pending → Running → Succeeded | Failed | Skipped | Cancelled.
+A failed attempt with retries left stays Running with a `retryTime`. A step with
+`onError: Abort` that fails stops new main steps from starting (they end Skipped, reason
+Aborted); running ones finish. Finally steps start once every main step has settled and
+always run. Terminal phases never change again.
+
+Invariants: the template is resolved once and kept in status (edits to it never change a
+running Execution); secret parameter values never enter the status or the plan (only their
+references do); status stays bounded (one compact record per step, short messages).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from datetime import datetime
+
+from koos.api.common import Condition
+from koos.api.constants import ANNOTATION_CANCEL
+from koos.api.execution import (
+    TERMINAL_PHASES,
+    ExecutionStatus,
+    ResolvedTemplate,
+    StepStatus,
+)
+from koos.engine import expressions, steps
+from koos.engine.facts import EventSpec, ExecutionSnapshot, Plan
+from koos.engine.params import resolve_parameters
+from koos.engine.template import validate_template
+from koos.engine.timefmt import rfc3339
+
+MESSAGE_LIMIT = 1024
+
+
+def plan(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
+    status = snapshot.status
+    consumed = _commands(snapshot)
+    if status.phase in TERMINAL_PHASES:
+        return Plan(status=status, consume_annotations=consumed)
+    if status.template is None:
+        started = _start(snapshot, now)
+        if started.status.phase in TERMINAL_PHASES:
+            return replace(started, consume_annotations=consumed)
+        status = started.status
+        snapshot = replace(snapshot, status=status)
+        first_event = started.event
+    else:
+        first_event = None
+    if ANNOTATION_CANCEL in consumed and not status.cancel_requested:
+        status = status.model_copy(update={"cancel_requested": True})
+    progress = steps.advance(snapshot, status, now)
+    status = progress.status
+    event = first_event or progress.event
+    if steps.is_finished(status):
+        status, final_event = _finish(snapshot, status, now)
+        event = final_event
+    status = _summarize(snapshot, status)
+    return Plan(
+        status=status,
+        create_jobs=progress.create_jobs,
+        delete_jobs=progress.delete_jobs,
+        event=event,
+        consume_annotations=consumed,
+        wake_at=progress.wake_at,
+    )
+
+
+def _commands(snapshot: ExecutionSnapshot) -> tuple[str, ...]:
+    return tuple(k for k in (ANNOTATION_CANCEL,) if k in snapshot.annotations)
+
+
+def _invalid(snapshot: ExecutionSnapshot, now: datetime, problems: list[str]) -> Plan:
+    message = "; ".join(problems)
+    status = ExecutionStatus(
+        phase="Failed",
+        observed_generation=snapshot.generation,
+        start_time=rfc3339(now),
+        completion_time=rfc3339(now),
+        message=_short(message),
+        conditions=_conditions(snapshot, now, "False", "InvalidSpec", message),
+    )
+    return Plan(status=status, event=EventSpec("Warning", "InvalidSpec", _short(message)))
+
+
+def _start(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
+    """Resolve the template and the parameters once; refuse the run if either is bad."""
+    if snapshot.spec is None:
+        return _invalid(snapshot, now, list(snapshot.spec_problems) or ["spec is invalid"])
+    template = snapshot.template
+    ref = snapshot.spec.template_ref.name
+    if template is None:
+        return _invalid(
+            snapshot,
+            now,
+            [
+                f'spec.templateRef.name: Template "{ref}" not found in namespace '
+                f'"{snapshot.namespace}": create it or fix the name'
+            ],
+        )
+    if template.spec is None:
+        return _invalid(
+            snapshot, now, [f'Template "{ref}" is invalid: {p}' for p in template.problems]
+        )
+    problems = [f'Template "{ref}" is invalid: {p}' for p in validate_template(template.spec)]
+    if problems:
+        return _invalid(snapshot, now, problems)
+    values, param_problems = resolve_parameters(template.spec, snapshot.spec.parameters)
+    if param_problems:
+        return _invalid(snapshot, now, [str(p) for p in param_problems])
+    spec_json = template.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    digest = hashlib.sha256(json.dumps(spec_json, sort_keys=True).encode()).hexdigest()
+    resolved = ResolvedTemplate(
+        name=template.name,
+        uid=template.uid,
+        generation=template.generation,
+        hash=digest,
+        spec=template.spec,
+    )
+    status = ExecutionStatus(
+        phase="Running",
+        observed_generation=snapshot.generation,
+        start_time=rfc3339(now),
+        template=resolved,
+        parameters=values,
+        steps=[StepStatus(name=s.name, phase="Pending") for s in template.spec.all_steps()],
+        conditions=_conditions(snapshot, now, "Unknown", "Running", "The run has started."),
+    )
+    message = f"Started a run of template {ref} ({len(status.steps or [])} steps)"
+    return Plan(status=status, event=EventSpec("Normal", "Started", message))
+
+
+def _finish(
+    snapshot: ExecutionSnapshot, status: ExecutionStatus, now: datetime
+) -> tuple[ExecutionStatus, EventSpec]:
+    failure = steps.failure(status)
+    outputs, notes = _render_outputs(snapshot, status)
+    if status.cancel_requested:
+        phase, reason, kind = "Cancelled", "Cancelled", "Warning"
+        message = "The run was cancelled (koos.io/cancel); finally steps ran."
+    elif failure is not None:
+        phase, kind = "Failed", "Warning"
+        reason = "TimedOut" if failure.reason == "TimedOut" else "Failed"
+        message = f"Step {failure.name} failed: {failure.message or failure.reason}"
+    else:
+        phase, reason, kind = "Succeeded", "Succeeded", "Normal"
+        message = "All steps finished."
+    if notes:
+        message = f"{message} {' '.join(notes)}"
+    updated = status.model_copy(
+        update={
+            "phase": phase,
+            "completion_time": rfc3339(now),
+            "outputs": outputs or None,
+            "message": _short(message),
+            "conditions": _conditions(
+                snapshot,
+                now,
+                "True" if phase == "Succeeded" else "False",
+                reason,
+                message,
+                status.conditions,
+            ),
+        }
+    )
+    return updated, EventSpec(kind, phase, _short(message))  # type: ignore[arg-type]
+
+
+def _render_outputs(
+    snapshot: ExecutionSnapshot, status: ExecutionStatus
+) -> tuple[dict[str, object], list[str]]:
+    assert status.template is not None
+    wanted = status.template.spec.outputs or {}
+    context = steps.context(snapshot, status)
+    outputs: dict[str, object] = {}
+    notes: list[str] = []
+    for name, text in sorted(wanted.items()):
+        try:
+            outputs[name] = expressions.render(text, context)
+        except expressions.ExpressionError as error:
+            notes.append(f"Output {name} was not set: {error}.")
+    return outputs, notes
+
+
+def _summarize(snapshot: ExecutionSnapshot, status: ExecutionStatus) -> ExecutionStatus:
+    records = status.steps or []
+    done = sum(1 for s in records if s.phase not in ("Pending", "Running"))
+    update: dict[str, object] = {
+        "progress": f"{done}/{len(records)}",
+        "observed_generation": snapshot.generation,
+    }
+    if status.phase == "Running":
+        running = [s.name for s in records if s.phase == "Running"]
+        text = f"Running {', '.join(running)}." if running else "Waiting for the next step."
+        if status.cancel_requested:
+            text = "Cancelling: " + text
+        update["message"] = text
+        update["conditions"] = _conditions(
+            snapshot,
+            _transition_time(status),
+            "Unknown",
+            "Cancelling" if status.cancel_requested else "Running",
+            text,
+            status.conditions,
+        )
+    return status.model_copy(update=update)
+
+
+def _transition_time(status: ExecutionStatus) -> datetime:
+    from koos.engine.timefmt import parse_rfc3339
+
+    for condition in status.conditions or []:
+        if condition.type == "Succeeded":
+            return parse_rfc3339(condition.last_transition_time)
+    return parse_rfc3339(status.start_time or "1970-01-01T00:00:00Z")
+
+
+def _conditions(
+    snapshot: ExecutionSnapshot,
+    now: datetime,
+    value: str,
+    reason: str,
+    message: str,
+    previous: list[Condition] | None = None,
+) -> list[Condition]:
+    """Succeeded, and Ready mirroring it; lastTransitionTime moves only when status flips."""
+    out = []
+    for kind in ("Succeeded", "Ready"):
+        old = next((c for c in previous or [] if c.type == kind), None)
+        changed = old is None or old.status != value
+        out.append(
+            Condition(
+                type=kind,
+                status=value,  # type: ignore[arg-type]
+                observed_generation=snapshot.generation,
+                last_transition_time=rfc3339(now) if changed else old.last_transition_time,  # type: ignore[union-attr]
+                reason=reason,
+                message=_short(message),
+            )
+        )
+    return out
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"

@@ -1,0 +1,74 @@
+"""What the planner knows about the world: a frozen snapshot, and the plan it returns.
+
+The k8s layer gathers a snapshot (the Execution as just read, its Template when the run has
+not started yet, and the facts of its Jobs) and applies the plan: create and delete Jobs,
+post at most one Event, remove consumed command annotations, patch the status, and wake the
+planner again at `wake_at`. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from koos.api.execution import ExecutionSpec, ExecutionStatus
+from koos.api.template import TemplateSpec
+
+JobPhase = Literal["Active", "Succeeded", "Failed"]
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    """One Job of the Execution, reduced to what decisions need."""
+
+    name: str
+    phase: JobPhase
+    reason: str = ""  # of the Job's Failed condition: DeadlineExceeded, BackoffLimitExceeded
+    message: str = ""  # the step container's termination message, or the Job's condition text
+    exit_code: int | None = None
+    created: datetime | None = None
+    deleting: bool = False
+    disrupted: str = ""  # why the Pod was disrupted: eviction, node lost, deleted
+
+
+@dataclass(frozen=True)
+class TemplateFacts:
+    name: str
+    uid: str
+    generation: int
+    spec: TemplateSpec | None  # None when the stored spec does not parse
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExecutionSnapshot:
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    spec: ExecutionSpec | None  # None when the stored spec does not parse
+    status: ExecutionStatus
+    resource_version: str = ""
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    spec_problems: tuple[str, ...] = ()
+    template: TemplateFacts | None = None  # looked up only before the run starts
+    jobs: Mapping[str, JobFacts] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    status: ExecutionStatus
+    create_jobs: tuple[dict[str, Any], ...] = ()
+    delete_jobs: tuple[str, ...] = ()
+    event: EventSpec | None = None
+    consume_annotations: tuple[str, ...] = ()
+    wake_at: datetime | None = None

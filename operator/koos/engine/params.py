@@ -1,0 +1,413 @@
+"""Parameters: their JSON-Schemas, the values an Execution gives, and how containers see them.
+
+Invariants:
+- every declared parameter has a JSON-Schema built from its fields (`build_parameter_schema`);
+  a declaration whose schema or default is wrong is a `Problem` of the Template, a given value
+  that does not satisfy it is a `Problem` of the Execution — each with the field path to fix;
+- a secret parameter is never a literal: its resolved value is the reference
+  `{"valueFrom": {"secretKeyRef": {"name": …, "key": …}}}`, it has no default, and no message
+  here ever quotes what was given for it;
+- a parameter reaches containers as the environment variable `param_env_name(name)`, whose
+  value is `param_env_value(value)`; two parameters never share that variable.
+
+`Problem` lives here because both the Template's validation and parameter resolution report
+them; `koos.engine.template` re-exports it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import SchemaError
+from jsonschema.exceptions import ValidationError as SchemaViolation
+from pydantic import ValidationError
+
+from koos.api.constants import PARAM_ENV_PREFIX
+from koos.api.execution import SecretParameter
+from koos.api.template import Parameter, TemplateSpec
+
+__all__ = [
+    "Problem",
+    "build_parameter_schema",
+    "is_safe_to_paste",
+    "param_env_name",
+    "param_env_value",
+    "resolve_parameters",
+    "validate_parameters",
+]
+
+_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
+_PARAMETER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
+_SCHEMA_KEYS = ("enum", "pattern", "minimum", "maximum", "min_length", "max_length", "items")
+_ONLY_FOR = {
+    "pattern": ("string",),
+    "min_length": ("string",),
+    "max_length": ("string",),
+    "minimum": ("integer", "number"),
+    "maximum": ("integer", "number"),
+    "items": ("array",),
+}
+_A_TYPE = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean (true or false)",
+    "array": "an array",
+    "object": "an object",
+    "null": "null",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a spec: where (a field path as the user wrote it) and what to fix."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+def param_env_name(name: str) -> str:
+    """`KOOS_PARAM_` and `name` in upper snake case: dryRun → KOOS_PARAM_DRY_RUN."""
+    return PARAM_ENV_PREFIX + _NOT_ALNUM.sub("_", _CAMEL_HUMP.sub("_", name)).upper()
+
+
+def param_env_value(value: Any) -> str:
+    """How a parameter value reads in an environment variable: strings as is, else JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def build_parameter_schema(parameter: Parameter) -> dict[str, Any]:
+    """The JSON-Schema (draft 2020-12) a value of `parameter` must satisfy."""
+    schema: dict[str, Any] = {"type": parameter.type}
+    for field in _SCHEMA_KEYS:
+        value = getattr(parameter, field)
+        if value is not None:
+            # The schema keywords are the fields' camelCase names (min_length → minLength).
+            schema[Parameter.model_fields[field].alias or field] = value
+    return schema
+
+
+def validate_parameters(parameters: Mapping[str, Parameter]) -> list[Problem]:
+    """Problems of the Template's parameter declarations, under `spec.parameters.<name>`."""
+    problems: list[Problem] = []
+    env_names: dict[str, str] = {}
+    for name, parameter in parameters.items():
+        path = f"spec.parameters.{name}"
+        if not _PARAMETER_NAME.fullmatch(name):
+            problems.append(
+                Problem(
+                    path,
+                    f"parameter name {name!r} must start with a letter and hold at most 63 "
+                    "letters, digits, '-' and '_'",
+                )
+            )
+        env = param_env_name(name)
+        if env in env_names:
+            problems.append(
+                Problem(
+                    path,
+                    f"parameters {env_names[env]} and {name} would both reach containers as "
+                    f"{env}: rename one",
+                )
+            )
+        env_names.setdefault(env, name)
+        problems.extend(_validate_declaration(path, parameter))
+    return problems
+
+
+def _validate_declaration(path: str, parameter: Parameter) -> list[Problem]:
+    problems: list[Problem] = []
+    for field, types in _ONLY_FOR.items():
+        if getattr(parameter, field) is not None and parameter.type not in types:
+            alias = Parameter.model_fields[field].alias or field
+            problems.append(
+                Problem(f"{path}.{alias}", f"{alias} applies only to type {' or '.join(types)}")
+            )
+    if (
+        parameter.minimum is not None
+        and parameter.maximum is not None
+        and parameter.minimum > parameter.maximum
+    ):
+        problems.append(Problem(f"{path}.minimum", "minimum is greater than maximum"))
+    if (
+        parameter.min_length is not None
+        and parameter.max_length is not None
+        and parameter.min_length > parameter.max_length
+    ):
+        problems.append(Problem(f"{path}.minLength", "minLength is greater than maxLength"))
+    if parameter.secret:
+        problems.extend(_validate_secret_declaration(path, parameter))
+    schema = build_parameter_schema(parameter)
+    if parameter.pattern is not None:
+        try:
+            re.compile(parameter.pattern)
+        except re.error as error:
+            problems.append(Problem(f"{path}.pattern", f"not a valid regular expression: {error}"))
+            del schema["pattern"]
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as error:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path)
+        problems.append(Problem(path + where, f"not a valid JSON-Schema: {error.message}"))
+        return problems
+    if parameter.enum is not None:
+        plain = {key: value for key, value in schema.items() if key != "enum"}
+        for index, value in enumerate(parameter.enum):
+            problems.extend(_value_problems(f"{path}.enum[{index}]", value, plain))
+    if parameter.default is not None and not parameter.secret:
+        problems.extend(_value_problems(f"{path}.default", parameter.default, schema))
+    return problems
+
+
+def _validate_secret_declaration(path: str, parameter: Parameter) -> list[Problem]:
+    problems: list[Problem] = []
+    if parameter.default is not None:
+        problems.append(
+            Problem(
+                f"{path}.default",
+                "a secret parameter may not have a default: its value comes from a Secret",
+            )
+        )
+    if parameter.type != "string":
+        problems.append(
+            Problem(f"{path}.type", "a secret parameter is a string (a key of a Secret)")
+        )
+    # koos never reads the Secret, so a constraint on its value could never be checked.
+    for field in ("enum", "pattern", "minimum", "maximum", "min_length", "max_length"):
+        if getattr(parameter, field) is not None:
+            alias = Parameter.model_fields[field].alias or field
+            problems.append(
+                Problem(
+                    f"{path}.{alias}",
+                    f"a secret parameter may not have {alias}: koos never reads its value",
+                )
+            )
+    return problems
+
+
+def is_safe_to_paste(parameter: Parameter) -> bool:
+    """Whether `{{ params.x }}` may be pasted into a script: every value is known in advance."""
+    if parameter.enum is not None:
+        return True
+    return parameter.pattern is not None and _is_anchored(parameter.pattern)
+
+
+def _is_anchored(pattern: str) -> bool:
+    """Whether `pattern` must match a whole value: ^…$ with no `|` outside a group.
+
+    JSON-Schema patterns search: an unanchored one, or `^a|b$`, accepts "a; rm -rf /".
+    """
+    if not (pattern.startswith("^") and pattern.endswith("$")) or pattern.endswith("\\$"):
+        return False
+    depth, escaped, in_class = 0, False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            return False
+    return True
+
+
+def resolve_parameters(
+    spec: TemplateSpec, given: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], list[Problem]]:
+    """The parameter values of a run: `given` checked against `spec`, defaults applied.
+
+    Problems are under `spec.parameters.<name>` of the Execution.
+    """
+    given = given or {}
+    problems: list[Problem] = []
+    declared = ", ".join(spec.parameters)
+    for name in given:
+        if name not in spec.parameters:
+            known = f"the template declares {declared}" if declared else "it declares none"
+            problems.append(
+                Problem(f"spec.parameters.{name}", f"unknown parameter {name!r}: {known}")
+            )
+    values: dict[str, Any] = {}
+    for name, parameter in spec.parameters.items():
+        path = f"spec.parameters.{name}"
+        if name not in given or given[name] is None:
+            if parameter.default is None or parameter.secret:
+                how = "as valueFrom.secretKeyRef " if parameter.secret else ""
+                problems.append(
+                    Problem(
+                        path,
+                        f"missing required parameter {name} ({_A_TYPE[parameter.type]}): "
+                        f"give it {how}in the Execution's spec.parameters",
+                    )
+                )
+            else:
+                values[name] = copy.deepcopy(parameter.default)
+            continue
+        value = given[name]
+        if parameter.secret:
+            reference, problem = _resolve_secret(name, path, value)
+            if problem is not None:
+                problems.append(problem)
+            else:
+                values[name] = reference
+            continue
+        if isinstance(value, Mapping) and set(value) == {"valueFrom"}:
+            problems.append(
+                Problem(
+                    path,
+                    f"parameter {name} is not secret: give its value, not valueFrom",
+                )
+            )
+            continue
+        found = _value_problems(path, value, build_parameter_schema(parameter))
+        problems.extend(found)
+        if not found:
+            values[name] = _normalized(parameter, value)
+    return values, problems
+
+
+def _resolve_secret(name: str, path: str, value: Any) -> tuple[dict[str, Any], Problem | None]:
+    if not isinstance(value, Mapping) or "valueFrom" not in value:
+        return {}, Problem(
+            path,
+            f"parameter {name} is secret: give it as valueFrom.secretKeyRef, not as a value",
+        )
+    shape = "{valueFrom: {secretKeyRef: {name: <Secret>, key: <key>}}}"
+    if set(value) != {"valueFrom"}:
+        return {}, Problem(path, f"parameter {name} is secret: give only {shape}")
+    try:
+        reference = SecretParameter.model_validate(value)
+    except ValidationError:
+        return {}, Problem(path, f"parameter {name} is secret: give it as {shape}")
+    selector = reference.value_from.secret_key_ref
+    if not selector.name or not selector.key:
+        return {}, Problem(path, f"parameter {name} is secret: give it as {shape}")
+    return {"valueFrom": {"secretKeyRef": {"name": selector.name, "key": selector.key}}}, None
+
+
+def _normalized(parameter: Parameter, value: Any) -> Any:
+    # JSON-Schema counts 3.0 as an integer; the container should see "3", not "3.0".
+    if parameter.type == "integer" and isinstance(value, float):
+        return int(value)
+    return copy.deepcopy(value)
+
+
+def _ecma_pattern(pattern: str) -> str:
+    """`pattern` with ECMA-262's `$` (JSON-Schema's dialect): Python's `$` also matches before
+    a final newline, which would let "web\\n" through `^[a-z]+$` into a pasted script."""
+    result: list[str] = []
+    escaped = in_class = False
+    for char in pattern:
+        if not escaped and not in_class and char == "$":
+            char = r"\Z"
+        elif escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[" or (in_class and char == "]"):
+            in_class = char == "["
+        result.append(char)
+    return "".join(result)
+
+
+def _pattern_keyword(
+    validator: Any, pattern: str, instance: Any, schema: Any
+) -> Iterator[SchemaViolation]:
+    if validator.is_type(instance, "string") and not re.search(_ecma_pattern(pattern), instance):
+        yield SchemaViolation(f"{instance!r} does not match {pattern!r}")
+
+
+_Validator = validators.extend(Draft202012Validator, {"pattern": _pattern_keyword})
+
+
+def _value_problems(path: str, value: Any, schema: Mapping[str, Any]) -> list[Problem]:
+    """Why `value` does not satisfy `schema`, one problem per place, saying what to fix."""
+    errors = list(_Validator(schema).iter_errors(value))
+    # A value of the wrong type fails other keywords too; the type is what to fix first.
+    mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
+    problems: list[Problem] = []
+    for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
+        where = tuple(error.absolute_path)
+        if where in mistyped and error.validator != "type":
+            continue
+        suffix = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in where)
+        problem = Problem(
+            path + suffix,
+            _describe(error.validator, error.validator_value, error.instance, error.message),
+        )
+        if problem not in problems:
+            problems.append(problem)
+    return problems
+
+
+def _describe(keyword: Any, expected: Any, value: Any, fallback: str) -> str:
+    got = _show(value)
+    if keyword == "type":
+        wanted = expected if isinstance(expected, list) else [expected]
+        return f"must be {' or '.join(_A_TYPE.get(str(t), str(t)) for t in wanted)}, got {got}"
+    if keyword == "enum":
+        return f"must be one of {', '.join(_json(v) for v in expected)}, got {got}"
+    if keyword == "pattern":
+        return f"must match the pattern {expected}, got {got}"
+    if keyword == "minimum":
+        return f"must be at least {_number(expected)}, got {got}"
+    if keyword == "maximum":
+        return f"must be at most {_number(expected)}, got {got}"
+    if keyword == "minLength":
+        return f"must be at least {expected} characters long, got {len(value)}"
+    if keyword == "maxLength":
+        return f"must be at most {expected} characters long, got {len(value)}"
+    return str(fallback)
+
+
+def _show(value: Any) -> str:
+    """`value` in a message: its JSON type and a short JSON rendering."""
+    return f"{_json_type(value)} {_json(value)}"
+
+
+def _json(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _json_type(value: Any) -> str:
+    for kind, types in _JSON_TYPES:
+        if isinstance(value, types):
+            return kind
+    return type(value).__name__
+
+
+_JSON_TYPES: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("boolean", bool),
+    ("integer", int),
+    ("number", float),
+    ("string", str),
+    ("array", (list, tuple)),
+    ("object", Mapping),
+    ("null", type(None)),
+)
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

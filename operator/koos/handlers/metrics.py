@@ -1,0 +1,53 @@
+"""Prometheus metrics of the operator, served on a port of their own (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+EXECUTIONS = Counter(
+    "koos_executions_total",
+    "Executions that reached a terminal phase, by phase.",
+    ["phase"],
+    registry=REGISTRY,
+)
+ACTIVE = Gauge(
+    "koos_executions_active", "Executions started and not yet finished.", registry=REGISTRY
+)
+EXECUTION_SECONDS = Histogram(
+    "koos_execution_duration_seconds",
+    "From the start of an Execution to its end, by phase.",
+    ["phase"],
+    buckets=(1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400),
+    registry=REGISTRY,
+)
+STEP_SECONDS = Histogram(
+    "koos_step_duration_seconds",
+    "From the start of a step to its end, by phase.",
+    ["phase"],
+    buckets=(0.5, 1, 5, 15, 30, 60, 300, 900, 3600, 21600),
+    registry=REGISTRY,
+)
+RECONCILE_SECONDS = Histogram(
+    "koos_reconcile_duration_seconds",
+    "Time to gather, plan and apply one reconcile of an Execution.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=REGISTRY,
+)
+RECONCILE_ERRORS = Counter(
+    "koos_reconcile_errors_total",
+    "Reconciles that failed and were retried, by kind of error.",
+    ["kind"],
+    registry=REGISTRY,
+)
+API_REQUESTS = Counter(
+    "koos_api_requests_total",
+    "Requests the operator sent to the API server, by verb and response code.",
+    ["verb", "code"],
+    registry=REGISTRY,
+)
+
+
+def serve(port: int, address: str = "0.0.0.0") -> None:
+    start_http_server(port, addr=address, registry=REGISTRY)

@@ -1,0 +1,116 @@
+"""Start the operator: kopf settings, login from the same credentials as our client,
+server-side label selectors for the Jobs and Pods koos owns, the work queue, metrics.
+
+`run(options)` serves until `stop` is set (tests) or the process is signalled (`koos operator`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from koos.api.constants import GROUP, LABEL_MANAGED_BY, MANAGER
+from koos.handlers import execution, metrics, template
+from koos.k8s.client import Kube
+
+log = logging.getLogger("koos.operator")
+SELECTOR = f"{LABEL_MANAGED_BY}={MANAGER}"
+
+
+@dataclass
+class Options:
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespaces: tuple[str, ...] = ()  # empty: all namespaces
+    metrics_port: int | None = 9090
+    liveness: str | None = None  # e.g. http://0.0.0.0:8080/healthz
+    workers: int = 16
+    fast_retries: bool = False  # tests: small kopf backoffs
+
+
+def build_registry(
+    options: Options, kube: Kube, controller: execution.ExecutionController
+) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.finalizer = f"{GROUP}/finalizer"
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+            prefix=GROUP, v1=False
+        )
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=GROUP, key="last-handled", v1=False
+        )
+        settings.posting.enabled = False  # koos posts its own Events, one per transition
+        settings.scanning.disabled = True
+        settings.watching.label_selectors["batch/v1/jobs"] = SELECTOR
+        settings.watching.label_selectors["v1/pods"] = SELECTOR
+        settings.watching.connect_timeout = 30
+        settings.networking.request_timeout = 60
+        if options.fast_retries:
+            settings.watching.reconnect_backoff = 0.1
+            settings.networking.error_backoffs = [0.1, 0.2, 0.5]
+            settings.queueing.error_delays = [0.1, 0.2, 0.5]
+        await controller.queue.start()
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await controller.queue.stop()
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return connection_info(kube)
+
+    execution.register(registry, controller)
+    template.register(registry, kube)
+    return registry
+
+
+def connection_info(kube: Kube) -> kopf.ConnectionInfo:
+    """kopf connects with exactly the credentials of our own client."""
+    cfg = kube.configuration
+    token = (cfg.api_key or {}).get("BearerToken") or (cfg.api_key or {}).get("authorization")
+    scheme = None
+    if token and " " in token:
+        scheme, token = token.split(" ", 1)
+    ca_data = None
+    if cfg.ssl_ca_cert:
+        with open(cfg.ssl_ca_cert, "rb") as ca:
+            ca_data = ca.read()
+    return kopf.ConnectionInfo(
+        server=cfg.host,
+        scheme=scheme or ("Bearer" if token else None),
+        token=token,
+        ca_data=ca_data,
+        insecure=not cfg.verify_ssl,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+        default_namespace="default",
+    )
+
+
+async def run(options: Options, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+    kube = await Kube.connect(options.kubeconfig, options.context)
+    kube.observe = lambda verb, code: metrics.API_REQUESTS.labels(verb.lower(), str(code)).inc()
+    controller = execution.ExecutionController(kube, workers=options.workers)
+    registry = build_registry(options, kube, controller)
+    if options.metrics_port is not None:
+        metrics.serve(options.metrics_port)
+    try:
+        await kopf.operator(
+            registry=registry,
+            clusterwide=not options.namespaces,
+            namespaces=list(options.namespaces),
+            standalone=True,
+            stop_flag=stop,
+            ready_flag=ready,
+            liveness_endpoint=options.liveness,
+        )
+    finally:
+        await controller.queue.stop()
+        await kube.close()

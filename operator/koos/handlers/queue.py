@@ -1,0 +1,127 @@
+"""A work queue of keys with wake-up times, as client-go's workqueue does it.
+
+- A key is processed by one worker at a time; a key added while it is processed is
+  processed again afterwards (so no change is lost and no two reconciles of one Execution
+  overlap).
+- Keys added many times while waiting are processed once.
+- `add_at(key, when)` wakes a key at a time (a sleep, a retry, a timeout): waiting costs no
+  API request and no polling.
+- A failed key is retried with a capped exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from datetime import datetime
+
+log = logging.getLogger("koos.queue")
+
+Key = Hashable
+Process = Callable[[Key], Awaitable[datetime | None]]
+
+
+class WorkQueue:
+    def __init__(self, process: Process, *, workers: int = 16, max_backoff: float = 60.0) -> None:
+        self._process = process
+        self._workers = workers
+        self._max_backoff = max_backoff
+        self._ready: asyncio.Queue[Key] = asyncio.Queue()
+        self._queued: set[Key] = set()
+        self._active: set[Key] = set()
+        self._dirty: set[Key] = set()
+        self._timers: list[tuple[float, int, Key]] = []
+        self._timer_seq = 0
+        self._timer_wakeup = asyncio.Event()
+        self._due: dict[Key, float] = {}
+        self._failures: dict[Key, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def add(self, key: Key) -> None:
+        if key in self._active:
+            self._dirty.add(key)
+            return
+        if key not in self._queued:
+            self._queued.add(key)
+            self._ready.put_nowait(key)
+
+    def add_at(self, key: Key, when: datetime) -> None:
+        delay = when.timestamp() - time.time()
+        self.add_after(key, delay)
+
+    def add_after(self, key: Key, delay: float) -> None:
+        if delay <= 0:
+            self.add(key)
+            return
+        due = time.monotonic() + delay
+        pending = self._due.get(key)
+        if pending is not None and pending <= due:
+            return  # an earlier wake-up of this key is already set
+        self._due[key] = due
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (due, self._timer_seq, key))
+        self._timer_wakeup.set()
+
+    def __len__(self) -> int:
+        return len(self._queued) + len(self._active)
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._timer_loop(), name="koos-timers")]
+        self._tasks += [
+            asyncio.create_task(self._worker(), name=f"koos-worker-{i}")
+            for i in range(self._workers)
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _timer_loop(self) -> None:
+        while True:
+            self._timer_wakeup.clear()
+            now = time.monotonic()
+            while self._timers and self._timers[0][0] <= now:
+                due, _, key = heapq.heappop(self._timers)
+                if self._due.get(key) == due:
+                    del self._due[key]
+                self.add(key)
+            timeout = self._timers[0][0] - now if self._timers else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._timer_wakeup.wait(), timeout)
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self._ready.get()
+            self._queued.discard(key)
+            self._active.add(key)
+            try:
+                wake = await self._process(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                failures = self._failures.get(key, 0) + 1
+                self._failures[key] = failures
+                delay = min(0.1 * 2 ** (failures - 1), self._max_backoff)
+                log.warning(
+                    "Reconcile failed key=%s attempt=%d retry_in=%.1fs: %s",
+                    key,
+                    failures,
+                    delay,
+                    error,
+                )
+                self.add_after(key, delay)
+            else:
+                self._failures.pop(key, None)
+                if wake is not None:
+                    self.add_at(key, wake)
+            finally:
+                self._active.discard(key)
+                if key in self._dirty:
+                    self._dirty.discard(key)
+                    self.add(key)

@@ -1,0 +1,146 @@
+"""Apply a plan idempotently: Jobs first, then the status, then commands and the Event.
+
+Order matters for restart safety: a Job is created before the status names it (a crash in
+between re-plans the same Job, whose create meets 409 and is adopted when it is ours), and
+a cancelled step's Job is deleted before the status says Cancelled. The status is written as
+a merge patch of what changed, guarded by the resourceVersion it was planned from, and not
+at all when nothing changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from koos.api.constants import (
+    API_VERSION,
+    LABEL_EXECUTION,
+    LABEL_MANAGED_BY,
+    LABEL_STEP,
+    MANAGER,
+)
+from koos.engine.facts import ExecutionSnapshot, Plan
+from koos.k8s.client import Kube, KubeError, custom_path, event_path, job_path
+
+log = logging.getLogger("koos.apply")
+
+
+class NotOurs(Exception):
+    """A Job with the name we need exists and belongs to something else."""
+
+
+def merge_diff(old: Any, new: Any) -> Any:
+    """The RFC 7386 merge patch that turns `old` into `new` (None when they are equal)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        patch: dict[str, Any] = {}
+        for key in old.keys() - new.keys():
+            patch[key] = None
+        for key, value in new.items():
+            if key not in old:
+                patch[key] = value
+            elif old[key] != value:
+                sub = merge_diff(old[key], value)
+                patch[key] = sub
+        return patch or None
+    return None if old == new else new
+
+
+def status_json(plan: Plan) -> dict[str, Any]:
+    return plan.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+async def ensure_job(kube: Kube, snapshot: ExecutionSnapshot, manifest: dict[str, Any]) -> None:
+    namespace = snapshot.namespace
+    try:
+        await kube.create(job_path(namespace), manifest)
+        log.info(
+            "Created Job job=%s execution=%s/%s",
+            manifest["metadata"]["name"],
+            namespace,
+            snapshot.name,
+        )
+    except KubeError as error:
+        if error.code != 409:
+            raise
+        existing = await kube.get(job_path(namespace, manifest["metadata"]["name"]))
+        owners = existing.get("metadata", {}).get("ownerReferences") or []
+        labels = existing.get("metadata", {}).get("labels") or {}
+        wanted = manifest["metadata"]["labels"]
+        if not any(o.get("uid") == snapshot.uid for o in owners) or any(
+            labels.get(k) != wanted.get(k) for k in (LABEL_MANAGED_BY, LABEL_EXECUTION, LABEL_STEP)
+        ):
+            raise NotOurs(manifest["metadata"]["name"]) from error
+
+
+async def apply_plan(kube: Kube, snapshot: ExecutionSnapshot, plan: Plan) -> bool:
+    """Carry out the plan; returns whether the status was written."""
+    namespace, name = snapshot.namespace, snapshot.name
+    for manifest in plan.create_jobs:
+        await ensure_job(kube, snapshot, manifest)
+    for job in plan.delete_jobs:
+        try:
+            await kube.delete(job_path(namespace, job), propagation="Background")
+            log.info("Deleted Job job=%s execution=%s/%s", job, namespace, name)
+        except KubeError as error:
+            if error.code != 404:
+                raise
+    old = snapshot.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    diff = merge_diff(old, status_json(plan))
+    if diff is not None:
+        await kube.merge_patch(
+            custom_path("executions", namespace, name, "status"),
+            {"metadata": {"resourceVersion": snapshot.resource_version}, "status": diff},
+        )
+    if plan.consume_annotations:
+        await kube.merge_patch(
+            custom_path("executions", namespace, name),
+            {"metadata": {"annotations": {key: None for key in plan.consume_annotations}}},
+        )
+    if plan.event is not None:
+        await post_event(kube, snapshot, plan.event.type, plan.event.reason, plan.event.message)
+    return diff is not None
+
+
+async def post_event(
+    kube: Kube, snapshot: ExecutionSnapshot, kind: str, reason: str, message: str
+) -> None:
+    """A core/v1 Event about the Execution; failing to post one never fails the run."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "name": f"{snapshot.name}.{secrets.token_hex(8)}",
+            "namespace": snapshot.namespace,
+        },
+        "involvedObject": {
+            "apiVersion": API_VERSION,
+            "kind": "Execution",
+            "name": snapshot.name,
+            "namespace": snapshot.namespace,
+            "uid": snapshot.uid,
+        },
+        "type": kind,
+        "reason": reason,
+        "message": message,
+        "action": reason,
+        "source": {"component": MANAGER},
+        "reportingComponent": MANAGER,
+        "reportingInstance": os.environ.get("HOSTNAME", MANAGER),
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+    try:
+        await kube.create(event_path(snapshot.namespace), body)
+    except KubeError as error:
+        log.warning(
+            "Could not post Event reason=%s execution=%s/%s: %s",
+            reason,
+            snapshot.namespace,
+            snapshot.name,
+            error,
+        )

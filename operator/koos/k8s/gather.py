@@ -1,0 +1,169 @@
+"""Gather the snapshot the planner decides on: the Execution as read now, its Template (only
+before the run starts), and the facts of its Jobs.
+
+Jobs and Pods come from the operator's in-memory indexes (filled by watches, no requests).
+A Job the status names but the index lacks may just not have arrived yet, so it is read
+once before the planner may call it lost: no step is failed on a stale cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from koos.api.execution import ExecutionSpec, ExecutionStatus
+from koos.api.template import TemplateSpec
+from koos.engine.facts import ExecutionSnapshot, JobFacts, TemplateFacts
+from koos.engine.template import problems_from_pydantic
+from koos.engine.timefmt import parse_rfc3339
+from koos.k8s.client import Kube, KubeError, custom_path, job_path
+
+STEP_CONTAINER = "step"
+DISRUPTIONS = {
+    "EvictionByEvictionAPI": "the Pod was evicted",
+    "DeletionByTaintManager": "the Pod's node was lost",
+    "PreemptionByScheduler": "the Pod was preempted",
+    "DeletionByPodGC": "the Pod was garbage-collected (its node is gone)",
+    "TerminationByKubelet": "the kubelet stopped the Pod",
+}
+
+
+def compact_job(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What an index keeps of a Job: enough for the planner, small in memory."""
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    return {
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+        "creationTimestamp": meta.get("creationTimestamp"),
+        "deleting": "deletionTimestamp" in meta,
+        "conditions": [
+            {k: c.get(k) for k in ("type", "status", "reason", "message")}
+            for c in status.get("conditions") or []
+        ],
+    }
+
+
+def compact_pod(body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    terminated: dict[str, Any] = {}
+    for container in status.get("containerStatuses") or []:
+        if container.get("name") == STEP_CONTAINER:
+            terminated = (container.get("state") or {}).get("terminated") or {}
+    disruption = next(
+        (
+            c.get("reason", "")
+            for c in status.get("conditions") or []
+            if c.get("type") == "DisruptionTarget" and c.get("status") == "True"
+        ),
+        "",
+    )
+    return {
+        "name": meta.get("name"),
+        "creationTimestamp": meta.get("creationTimestamp"),
+        "phase": status.get("phase"),
+        "exitCode": terminated.get("exitCode"),
+        "message": terminated.get("message", ""),
+        "reason": terminated.get("reason", ""),
+        "disruption": disruption,
+    }
+
+
+def job_facts(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> JobFacts:
+    conditions = {c["type"]: c for c in job.get("conditions") or [] if c.get("status") == "True"}
+    ordered = sorted(pods, key=lambda p: p.get("creationTimestamp") or "")
+    pod = ordered[-1] if ordered else {}
+    created = job.get("creationTimestamp")
+    common = {
+        "name": str(job["name"]),
+        "created": parse_rfc3339(created) if created else None,
+        "deleting": bool(job.get("deleting")),
+        "exit_code": pod.get("exitCode"),
+        "disrupted": DISRUPTIONS.get(pod.get("disruption", ""), pod.get("disruption", "")),
+    }
+    if "Complete" in conditions:
+        return JobFacts(phase="Succeeded", message=pod.get("message", ""), **common)
+    failed = conditions.get("Failed") or conditions.get("FailureTarget")
+    if failed is not None:
+        text = pod.get("message") or failed.get("message") or ""
+        return JobFacts(
+            phase="Failed", reason=failed.get("reason") or "", message=text.strip(), **common
+        )
+    return JobFacts(phase="Active", **common)
+
+
+async def gather_execution(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    jobs: Iterable[Mapping[str, Any]],
+    pods_of: Callable[[str], Iterable[Mapping[str, Any]]],
+) -> ExecutionSnapshot | None:
+    try:
+        body = await kube.get(custom_path("executions", namespace, name))
+    except KubeError as error:
+        if error.code == 404:
+            return None
+        raise
+    meta = body.get("metadata") or {}
+    spec: ExecutionSpec | None
+    try:
+        spec = ExecutionSpec.model_validate(body.get("spec") or {})
+        spec_problems: tuple[str, ...] = ()
+    except ValidationError as error:
+        spec, spec_problems = None, tuple(str(p) for p in problems_from_pydantic(error))
+    try:
+        status = ExecutionStatus.model_validate(body.get("status") or {})
+    except ValidationError:
+        status = ExecutionStatus()  # a status we cannot read is started afresh
+    template = None
+    if status.template is None and spec is not None:
+        template = await gather_template(kube, namespace, spec.template_ref.name)
+    facts = {str(job["name"]): job_facts(job, pods_of(str(job["name"]))) for job in jobs}
+    for record in status.steps or []:
+        if record.phase == "Running" and record.job_name and record.job_name not in facts:
+            try:
+                found = compact_job(await kube.get(job_path(namespace, record.job_name)))
+            except KubeError as error:
+                if error.code != 404:
+                    raise
+                continue
+            facts[record.job_name] = job_facts(found, pods_of(record.job_name))
+    return ExecutionSnapshot(
+        name=name,
+        namespace=namespace,
+        uid=str(meta.get("uid", "")),
+        generation=int(meta.get("generation", 1)),
+        resource_version=str(meta.get("resourceVersion", "")),
+        spec=spec,
+        status=status,
+        annotations=dict(meta.get("annotations") or {}),
+        spec_problems=spec_problems,
+        template=template,
+        jobs=facts,
+    )
+
+
+async def gather_template(kube: Kube, namespace: str, name: str) -> TemplateFacts | None:
+    try:
+        body = await kube.get(custom_path("templates", namespace, name))
+    except KubeError as error:
+        if error.code == 404:
+            return None
+        raise
+    meta = body.get("metadata") or {}
+    try:
+        spec: TemplateSpec | None = TemplateSpec.model_validate(body.get("spec") or {})
+        problems: tuple[str, ...] = ()
+    except ValidationError as error:
+        spec, problems = None, tuple(str(p) for p in problems_from_pydantic(error))
+    return TemplateFacts(
+        name=name,
+        uid=str(meta.get("uid", "")),
+        generation=int(meta.get("generation", 1)),
+        spec=spec,
+        problems=problems,
+    )

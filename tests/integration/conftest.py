@@ -1,0 +1,143 @@
+"""The real operator, in-process, against the sandbox with koos's CRDs loaded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from koos.handlers.operator import Options, run
+from koos.sandbox.app import Sandbox
+from koos.sandbox.auth import UserInfo
+from koos.sandbox.testing import async_wait_for
+from koos.sandbox.writes import WriteOptions
+
+ROOT = Path(__file__).resolve().parents[2]
+NS = "default"
+
+
+@dataclass
+class Koos:
+    sandbox: Sandbox
+    kubeconfig: Path
+    stop: asyncio.Event
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def admin(self) -> UserInfo:
+        return self.sandbox.state.authn.authenticate(f"Bearer {self.sandbox.admin_token}", None, [])
+
+    def rt(self, plural: str, group: str = "koos.io", version: str = "v1alpha1") -> Any:
+        rt = self.sandbox.state.registry.find(group, version, plural)
+        assert rt is not None, plural
+        return rt
+
+    async def apply(self, manifest: dict[str, Any] | str) -> dict[str, Any]:
+        body = yaml.safe_load(manifest) if isinstance(manifest, str) else manifest
+        group, _, version = body["apiVersion"].rpartition("/")
+        plural = {
+            "Template": "templates",
+            "Execution": "executions",
+            "Secret": "secrets",
+            "ConfigMap": "configmaps",
+        }[body["kind"]]
+        rt = self.rt(plural, group, version)
+        existing = self.sandbox.store.find(rt, NS, body["metadata"]["name"])
+        if existing is None:
+            return await self.sandbox.state.writes.create(self.admin, rt, NS, body, WriteOptions())
+        return await self.sandbox.state.writes.patch(
+            self.admin,
+            rt,
+            NS,
+            body["metadata"]["name"],
+            "application/merge-patch+json",
+            {k: v for k, v in body.items() if k in ("spec", "metadata")},
+            WriteOptions(),
+        )
+
+    async def annotate(self, name: str, key: str, value: str) -> None:
+        await self.sandbox.state.writes.patch(
+            self.admin,
+            self.rt("executions"),
+            NS,
+            name,
+            "application/merge-patch+json",
+            {"metadata": {"annotations": {key: value}}},
+            WriteOptions(),
+        )
+
+    async def delete(
+        self, plural: str, name: str, group: str = "koos.io", version: str = "v1alpha1"
+    ) -> None:
+        await self.sandbox.state.writes.delete(
+            self.admin,
+            self.rt(plural, group, version),
+            NS,
+            name,
+            {"propagationPolicy": "Background"},
+        )
+
+    def execution(self, name: str) -> dict[str, Any] | None:
+        return self.sandbox.store.find(self.rt("executions"), NS, name)
+
+    def template(self, name: str) -> dict[str, Any] | None:
+        return self.sandbox.store.find(self.rt("templates"), NS, name)
+
+    def jobs(self, execution: str | None = None) -> list[dict[str, Any]]:
+        items = self.sandbox.store.items(("batch", "jobs"), NS)
+        return [
+            j
+            for j in items
+            if execution is None
+            or j["metadata"].get("labels", {}).get("koos.io/execution") == execution
+        ]
+
+    async def finished(self, name: str, timeout: float = 20) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            obj = self.execution(name)
+            phase = (obj or {}).get("status", {}).get("phase")
+            return obj if phase in ("Succeeded", "Failed", "Cancelled") else None
+
+        return await async_wait_for(done, timeout=timeout, what=f"execution {name} to finish")
+
+    def step(self, execution: str, step: str) -> dict[str, Any]:
+        obj = self.execution(execution) or {}
+        for record in obj.get("status", {}).get("steps", []):
+            if record["name"] == step:
+                return record
+        raise KeyError(step)
+
+    async def start_operator(self) -> None:
+        ready = asyncio.Event()
+        options = Options(kubeconfig=str(self.kubeconfig), metrics_port=None, fast_retries=True)
+        self.stop = asyncio.Event()
+        self.task = asyncio.create_task(run(options, self.stop, ready))
+        await asyncio.wait_for(ready.wait(), 20)
+
+    async def stop_operator(self) -> None:
+        self.stop.set()
+        if self.task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self.task, 20)
+            self.task = None
+
+
+@pytest.fixture
+async def koos(tmp_path: Path) -> AsyncIterator[Koos]:
+    logging.getLogger("kopf").setLevel(logging.WARNING)
+    sandbox = Sandbox(crds=ROOT / "crds", jobs_mode="scripted", bookmark_interval=0.5)
+    await sandbox.start()
+    harness = Koos(sandbox, sandbox.write_kubeconfig(tmp_path / "kubeconfig"), asyncio.Event())
+    try:
+        await harness.start_operator()
+        yield harness
+    finally:
+        await harness.stop_operator()
+        await sandbox.stop()

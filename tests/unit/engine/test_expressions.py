@@ -1,0 +1,204 @@
+"""`{{ … }}` expressions: the names they read, native rendering, strictness and the sandbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from koos.engine.expressions import (
+    ExpressionError,
+    has_expression,
+    is_true,
+    references,
+    render,
+)
+
+CONTEXT: dict[str, Any] = {
+    "params": {"deployment": "web", "dryRun": False, "replicas": 3, "names": ["a", "b"]},
+    "steps": {
+        "restart": {
+            "outputs": {"pods": ["web-1", "web-2"], "items": 7, "name": " Web "},
+            "phase": "Succeeded",
+        }
+    },
+    "execution": {"name": "restart-web-1", "namespace": "ops"},
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{{ params.x }}", True),
+        ("a {% raw %}{{{% endraw %}", True),
+        ("{# note #}", True),
+        ("plain text", False),
+        ('echo "${HOME}" { }', False),
+    ],
+)
+def test_has_expression(text: str, expected: bool) -> None:
+    assert has_expression(text) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{{ params.deployment }}", {("params", "deployment")}),
+        ("{{ steps.restart.outputs.pods }}", {("steps", "restart", "outputs", "pods")}),
+        ("{{ item }}", {("item",)}),
+        (
+            ("{{ execution.name }}-{{ execution.namespace }}"),
+            {("execution", "name"), ("execution", "namespace")},
+        ),
+        ("{{ steps['my-step'].outputs['a b'] }}", {("steps", "my-step", "outputs", "a b")}),
+        ("{{ steps.s.outputs.pods[0].name }}", {("steps", "s", "outputs", "pods")}),
+        ("{{ params[key].x }}", {("params",), ("key",)}),
+        ("{{ params.names | join(params.sep) }}", {("params", "names"), ("params", "sep")}),
+        (
+            ("{{ 'a' if not params.dryRun else execution.name }}"),
+            {("params", "dryRun"), ("execution", "name")},
+        ),
+        ("{{ (params.names | first).x }}", {("params", "names")}),
+        ("{{ [params.a, {'k': params.b}] }}", {("params", "a"), ("params", "b")}),
+        ("{{ 1 + 2 }}", set()),
+        ("no expression", set()),
+    ],
+)
+def test_references_lists_the_name_paths_read(text: str, expected: set[tuple[str, ...]]) -> None:
+    assert references(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("{{ params.x ) }}", "does not parse (line 1)"),
+        ("{{ params.x", "does not parse (line 1)"),
+        ("line\n{{ a b }}", "does not parse (line 2)"),
+        ("{{.metadata.name}}", "{% raw %}"),
+        ("{% if params.x %}y{% endif %}", "not {% … %} statements"),
+        ("{% set a = 1 %}", "not {% … %} statements"),
+        ("{{ params.deployment.upper() }}", "calls are not allowed"),
+        ("{{ range(10) }}", "calls are not allowed"),
+        ("{{ params.x | attr('y') }}", "unknown filter 'attr'"),
+        ("{{ params.x | urlize }}", "unknown filter 'urlize'"),
+        ("{{ params.x is nonsense }}", "unknown test 'nonsense'"),
+    ],
+)
+def test_references_refuses_what_does_not_parse(text: str, fragment: str) -> None:
+    with pytest.raises(ExpressionError) as raised:
+        references(text)
+    assert fragment in str(raised.value)
+    with pytest.raises(ExpressionError):
+        render(text, CONTEXT)
+
+
+def test_expression_error_is_a_value_error() -> None:
+    assert issubclass(ExpressionError, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{{ not params.dryRun }}", True),
+        ("{{ params.replicas }}", 3),
+        ("{{ params.replicas * 1.5 }}", 4.5),
+        ("{{ params.names }}", ["a", "b"]),
+        ("{{ {'n': params.replicas} }}", {"n": 3}),
+        ("{{ steps.restart.outputs.pods }}", ["web-1", "web-2"]),
+        ("{{ steps.restart.outputs.items }}", 7),  # a key, not dict.items
+        ("{{ steps.restart.phase == 'Succeeded' }}", True),
+        ("{{ params.deployment }}", "web"),
+        ("  {{ params.replicas }}\n", 3),
+        ("{{ params.deployment }}\n", "web"),
+        ("{{- params.replicas -}}", 3),
+        ("{{ '}}' }}", "}}"),
+        ("{{ (1, 2) }}", [1, 2]),
+        ("{{ 10 % 3 }}", 1),
+    ],
+)
+def test_render_gives_the_native_value_of_a_lone_expression(text: str, expected: Any) -> None:
+    assert render(text, CONTEXT) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("deployment/{{ params.deployment }}", "deployment/web"),
+        ("n={{ params.replicas }} dry={{ params.dryRun }}", "n=3 dry=false"),
+        ("{{ params.names }} and {{ execution.name }}", '["a", "b"] and restart-web-1'),
+        ("echo hi\n", "echo hi\n"),
+        ("plain", "plain"),
+        ("x{# comment #}y", "xy"),
+        ("{% raw %}{{.metadata.name}}{% endraw %}", "{{.metadata.name}}"),
+    ],
+)
+def test_render_gives_a_string_otherwise(text: str, expected: str) -> None:
+    assert render(text, CONTEXT) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{{ params.missing | default('none') }}", "none"),
+        ("{{ params.names | length }}", 2),
+        ("{{ params.deployment | upper }}", "WEB"),
+        ("{{ 'WEB' | lower }}", "web"),
+        ("{{ params.names | join(',') }}", "a,b"),
+        ("{{ {'b': 1, 'a': '<&>'} | tojson }}", '{"a": "<&>", "b": 1}'),
+        ("{{ '42' | int }}", 42),
+        ("{{ params.replicas | string }}", "3"),
+        ("{{ steps.restart.outputs.name | trim }}", "Web"),
+        ("{{ params.deployment | replace('w', 'W') }}", "Web"),
+        ("{{ params.names | first }}", "a"),
+        ("{{ params.names | last }}", "b"),
+        ("{{ 'x' if steps.restart.outputs.nope is defined else 'y' }}", "y"),
+    ],
+)
+def test_render_has_the_safe_filters(text: str, expected: Any) -> None:
+    assert render(text, CONTEXT) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("{{ params.nope }}", "params.nope is undefined (params has: deployment, dryRun, names"),
+        ("x {{ params.nope }}", "params.nope is undefined"),
+        ("{{ steps.restart.outputs.nope }}", "steps.restart.outputs.nope is undefined"),
+        ("{{ steps.other.outputs.x }}", "steps.other is undefined"),
+        ("{{ item }}", "item is undefined"),
+        ("{{ [params.nope] }}", "params.nope is undefined"),
+        ("{{ params.nope | length }}", "params.nope is undefined"),
+        ("{{ params.names.__class__ }}", "has no attribute '__class__'"),
+        ("{{ params.deployment.upper }}", "has no attribute 'upper'"),
+        ("{{ 1 / 0 }}", "failed: division by zero"),
+        ("{{ 'a' * 10000000 }}", "longer than"),
+        ("{{ params.names * 10000000 }}", "longer than"),
+        ("{{ 2 ** 100000 }}", "too large"),
+        ("{{ '%s' % 1 }}", "% is not allowed"),
+        ("{{ ('a' * 900000) | replace('a', 'aa') }}", "longer than"),
+    ],
+)
+def test_render_refuses_undefined_names_and_unsafe_operations(text: str, fragment: str) -> None:
+    with pytest.raises(ExpressionError) as raised:
+        render(text, CONTEXT)
+    assert fragment in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, True),
+        (False, False),
+        ("true", True),
+        ("False", False),
+        ("TRUE\n", True),
+    ],
+)
+def test_is_true_reads_booleans(value: Any, expected: bool) -> None:
+    assert is_true(value) is expected
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "", 1, 0, None, [], "truthy"])
+def test_is_true_refuses_anything_else(value: Any) -> None:
+    with pytest.raises(ExpressionError, match="when must be true or false, got"):
+        is_true(value)
