@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +27,8 @@ NS = "default"
 class Koos:
     sandbox: Sandbox
     kubeconfig: Path
-    stop: asyncio.Event
-    task: asyncio.Task[None] | None = None
+    stop: threading.Event
+    thread: threading.Thread | None = None
 
     @property
     def admin(self) -> UserInfo:
@@ -115,18 +115,23 @@ class Koos:
         raise KeyError(step)
 
     async def start_operator(self) -> None:
-        ready = asyncio.Event()
+        """The operator on a loop and thread of its own, as in its own process: kopf treats
+        every task of its loop as its own, and the sandbox's must not be among them."""
+        ready = threading.Event()
         options = Options(kubeconfig=str(self.kubeconfig), metrics_port=None, fast_retries=True)
-        self.stop = asyncio.Event()
-        self.task = asyncio.create_task(run(options, self.stop, ready))
-        await asyncio.wait_for(ready.wait(), 20)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=lambda: asyncio.run(run(options, self.stop, ready)), name="operator"
+        )
+        self.thread.start()
+        await async_wait_for(ready.is_set, timeout=20, what="the operator to be ready")
 
     async def stop_operator(self) -> None:
         self.stop.set()
-        if self.task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self.task, 20)
-            self.task = None
+        if self.thread is not None:
+            await asyncio.to_thread(self.thread.join, 20)
+            assert not self.thread.is_alive(), "the operator did not stop within 20 s"
+            self.thread = None
 
 
 @pytest.fixture
@@ -134,7 +139,7 @@ async def koos(tmp_path: Path) -> AsyncIterator[Koos]:
     logging.getLogger("kopf").setLevel(logging.WARNING)
     sandbox = Sandbox(crds=ROOT / "crds", jobs_mode="scripted", bookmark_interval=0.5)
     await sandbox.start()
-    harness = Koos(sandbox, sandbox.write_kubeconfig(tmp_path / "kubeconfig"), asyncio.Event())
+    harness = Koos(sandbox, sandbox.write_kubeconfig(tmp_path / "kubeconfig"), threading.Event())
     try:
         await harness.start_operator()
         yield harness

@@ -96,6 +96,10 @@ async def test_a_linear_run_costs_few_writes_and_nothing_while_waiting(koos: Koo
                 changes["ended" if phase == "Succeeded" else "changed"] = time.time()
 
     koos.sandbox.store.listeners.append(watch_s2)
+    await async_wait_for(
+        lambda: (koos.template("five") or {}).get("status", {}).get("conditions"),
+        what="the template to be validated",
+    )
     mark = koos.sandbox.requests.mark()
     await koos.apply(execution("eco-1", "five"))
 

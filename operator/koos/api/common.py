@@ -6,6 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
+
+# A free-form value in a CRD schema: kept as written, not pruned.
+PRESERVE: JsonDict = {"x-kubernetes-preserve-unknown-fields": True}
 
 
 class KoosModel(BaseModel):
@@ -41,3 +45,10 @@ class Condition(KoosModel):
     message: str = Field(
         default="", description="A human-readable message: what happened and what to do."
     )
+
+
+class KeySelector(KoosModel):
+    """A key of a Secret or ConfigMap in the Execution's namespace."""
+
+    name: str = Field(min_length=1, description="Name of the Secret or ConfigMap.")
+    key: str = Field(min_length=1, description="The key within it.")

@@ -14,6 +14,14 @@ LABEL_STEP = f"{GROUP}/step"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
 
 ANNOTATION_CANCEL = f"{GROUP}/cancel"
+# Stamped on an Execution at CREATE by the admission webhook, from the API server's userInfo.
+ANNOTATION_CREATED_BY = f"{GROUP}/created-by"
+# Written by approvers on an Approval; consumed by the admission webhook.
+ANNOTATION_DECISION = f"{GROUP}/decision"
+ANNOTATION_REASON = f"{GROUP}/reason"
+# Written only by the admission webhook: the signed record of verified decisions.
+ANNOTATION_DECISIONS = f"{GROUP}/decisions"
+LABEL_APPROVAL_STEP = f"{GROUP}/step"
 COMMAND_ANNOTATIONS = (ANNOTATION_CANCEL,)
 
 FINALIZER = f"{GROUP}/finalizer"

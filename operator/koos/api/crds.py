@@ -13,11 +13,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from koos.api.approval import ApprovalSpec, ApprovalStatus
 from koos.api.constants import CATEGORY, GROUP, VERSION
 from koos.api.execution import ExecutionSpec, ExecutionStatus
 from koos.api.template import TemplateSpec, TemplateStatus
 
 PRESERVE = "x-kubernetes-preserve-unknown-fields"
+INT_OR_STRING = "x-kubernetes-int-or-string"
 _DROP = ("title",)
 
 
@@ -68,6 +70,21 @@ KINDS: tuple[Kind, ...] = (
             _age(),
         ),
     ),
+    Kind(
+        kind="Approval",
+        plural="approvals",
+        short_names=("appr",),
+        description="A human gate of an Execution. Decide it with: kubectl annotate approval "
+        "NAME koos.io/decision=approve (or reject) [koos.io/reason=...].",
+        spec=ApprovalSpec,
+        status=ApprovalStatus,
+        columns=(
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Approvals", "type": "string", "jsonPath": ".status.progress"},
+            {"name": "Execution", "type": "string", "jsonPath": ".spec.executionRef.name"},
+            _age(),
+        ),
+    ),
 )
 
 
@@ -90,7 +107,7 @@ def _structural(node: dict[str, Any]) -> dict[str, Any]:
         options = [o for o in any_of if o.get("type") != "null"]
         if len(options) == 1:
             node = {**options[0], **node}
-        else:
+        elif not node.get(INT_OR_STRING):
             node[PRESERVE] = True
     if node.get("default", 0) is None:
         del node["default"]
@@ -104,7 +121,7 @@ def _structural(node: dict[str, Any]) -> dict[str, Any]:
         node[PRESERVE] = True
     if isinstance(node.get("items"), dict):
         node["items"] = _structural(node["items"])
-    if "type" not in node and not node.get(PRESERVE):
+    if "type" not in node and not node.get(PRESERVE) and not node.get(INT_OR_STRING):
         node[PRESERVE] = True
     if node.get(PRESERVE) and "type" not in node:
         node.pop("default", None)

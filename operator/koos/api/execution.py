@@ -8,16 +8,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field
-from pydantic.config import JsonDict
 
-from koos.api.common import Condition, KoosModel
-from koos.api.template import KeySelector, TemplateSpec
+from koos.api.common import PRESERVE, Condition, KeySelector, KoosModel
+from koos.api.template import TemplateSpec
 
 ExecutionPhase = Literal["Pending", "Running", "Waiting", "Succeeded", "Failed", "Cancelled"]
 StepPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped", "Cancelled"]
 TERMINAL_PHASES = ("Succeeded", "Failed", "Cancelled")
-
-PRESERVE: JsonDict = {"x-kubernetes-preserve-unknown-fields": True}
 
 
 class TemplateRef(KoosModel):
@@ -51,6 +48,7 @@ class StepStatus(KoosModel):
     phase: StepPhase = Field(description="Pending, Running, Succeeded, Failed, Skipped, Cancelled.")
     attempt: int = Field(default=0, description="Attempts started so far.")
     job_name: str | None = Field(default=None, description="The Job of the current attempt.")
+    approval: str | None = Field(default=None, description="The Approval an approve step waits on.")
     start_time: str | None = Field(default=None, description="When the first attempt started.")
     completion_time: str | None = Field(default=None, description="When the step finished.")
     retry_time: str | None = Field(

@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from koos.api.common import Condition, KoosModel
+from koos.api.approval import ApproveAction
+from koos.api.common import Condition, KeySelector, KoosModel
 
 ParameterType = Literal["string", "integer", "number", "boolean", "array", "object"]
 
@@ -49,13 +50,6 @@ class Parameter(KoosModel):
         description="The value is a secret: an Execution must give it as valueFrom.secretKeyRef, "
         "and it reaches containers only through a secretKeyRef environment variable.",
     )
-
-
-class KeySelector(KoosModel):
-    """A key of a Secret or ConfigMap in the Execution's namespace."""
-
-    name: str = Field(description="Name of the Secret or ConfigMap.")
-    key: str = Field(description="The key within it.")
 
 
 class EnvVarSource(KoosModel):
@@ -133,7 +127,8 @@ class RetryPolicy(KoosModel):
 
 
 class Step(KoosModel):
-    """One step of a runbook: exactly one action (`run` or `sleep`) and how to run it."""
+    """One step of a runbook: exactly one action (`run`, `sleep` or `approve`) and how to
+    run it."""
 
     name: str = Field(
         description="Unique name of the step (a DNS label: lowercase letters, digits, '-')."
@@ -150,6 +145,9 @@ class Step(KoosModel):
     )
     run: RunAction | None = Field(default=None, description="Run a container as a Job.")
     sleep: SleepAction | None = Field(default=None, description="Wait for a while.")
+    approve: ApproveAction | None = Field(
+        default=None, description="Wait for people to approve with kubectl annotate."
+    )
     retries: RetryPolicy | None = Field(
         default=None, description="Retry a failed attempt (each attempt is a new Job)."
     )

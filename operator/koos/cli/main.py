@@ -58,6 +58,11 @@ def _operator(args: argparse.Namespace) -> int:
         metrics_port=None if args.metrics_port == 0 else args.metrics_port,
         liveness=args.liveness,
         workers=args.workers,
+        webhooks=not args.no_webhooks,
+        webhook_host=args.webhook_host,
+        webhook_port=args.webhook_port,
+        trust_unverified_approvals=args.trust_unverified_approvals,
+        signing_secret=args.signing_key_secret,
     )
 
     async def serve() -> None:
@@ -122,6 +127,28 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument("--liveness", help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
     operator.add_argument(
         "--workers", type=int, default=16, help="Executions reconciled at the same time"
+    )
+    operator.add_argument(
+        "--no-webhooks",
+        action="store_true",
+        help="do not serve admission webhooks: approval decisions are then unverified",
+    )
+    operator.add_argument(
+        "--webhook-host",
+        default="127.0.0.1",
+        help="address the webhooks listen on and the API server calls (default 127.0.0.1)",
+    )
+    operator.add_argument("--webhook-port", type=int, default=0, help="webhook port (0: any)")
+    operator.add_argument(
+        "--trust-unverified-approvals",
+        action="store_true",
+        help="DEVELOPMENT ONLY: count approval decisions nobody verified",
+    )
+    operator.add_argument(
+        "--signing-key-secret",
+        default="default/koos-approval-key",
+        metavar="NAMESPACE/NAME",
+        help="Secret holding the key that signs recorded approval decisions (made if missing)",
     )
     operator.set_defaults(run=_operator)
     return parser

@@ -45,7 +45,7 @@ from koos.engine import expressions, steps
 from koos.engine.facts import EventSpec, ExecutionSnapshot, Plan
 from koos.engine.params import resolve_parameters
 from koos.engine.template import validate_template
-from koos.engine.timefmt import rfc3339
+from koos.engine.timefmt import parse_rfc3339, rfc3339
 
 MESSAGE_LIMIT = 1024
 
@@ -64,11 +64,17 @@ def plan(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
         first_event = started.event
     else:
         first_event = None
-    if ANNOTATION_CANCEL in consumed and not status.cancel_requested:
+    cancelled_now = ANNOTATION_CANCEL in consumed and not status.cancel_requested
+    if cancelled_now:
         status = status.model_copy(update={"cancel_requested": True})
     progress = steps.advance(snapshot, status, now)
     status = progress.status
     event = first_event or progress.event
+    if cancelled_now:
+        message = "Cancel requested (koos.io/cancel): stopping steps, finally steps still run."
+        if progress.event is not None:
+            message += f" {progress.event.message}"
+        event = EventSpec("Warning", "CancelRequested", _short(message))
     if steps.is_finished(status):
         status, final_event = _finish(snapshot, status, now)
         event = final_event
@@ -77,6 +83,8 @@ def plan(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
         status=status,
         create_jobs=progress.create_jobs,
         delete_jobs=progress.delete_jobs,
+        create_approvals=progress.create_approvals,
+        cancel_approvals=progress.cancel_approvals,
         event=event,
         consume_annotations=consumed,
         wake_at=progress.wake_at,
@@ -206,26 +214,27 @@ def _summarize(snapshot: ExecutionSnapshot, status: ExecutionStatus) -> Executio
         "progress": f"{done}/{len(records)}",
         "observed_generation": snapshot.generation,
     }
-    if status.phase == "Running":
+    if status.phase in ("Running", "Waiting"):
         running = [s.name for s in records if s.phase == "Running"]
+        waiting = [s.approval for s in records if s.phase == "Running" and s.approval]
         text = f"Running {', '.join(running)}." if running else "Waiting for the next step."
+        reason = "Running"
+        if waiting:
+            text = "Waiting for approval: " + "; ".join(
+                f"kubectl annotate approval {name} koos.io/decision=approve" for name in waiting
+            )
+            reason = "AwaitingApproval"
         if status.cancel_requested:
-            text = "Cancelling: " + text
-        update["message"] = text
+            text, reason = "Cancelling: " + text, "Cancelling"
+        update["phase"] = "Waiting" if waiting and not status.cancel_requested else "Running"
+        update["message"] = _short(text)
         update["conditions"] = _conditions(
-            snapshot,
-            _transition_time(status),
-            "Unknown",
-            "Cancelling" if status.cancel_requested else "Running",
-            text,
-            status.conditions,
+            snapshot, _transition_time(status), "Unknown", reason, text, status.conditions
         )
     return status.model_copy(update=update)
 
 
 def _transition_time(status: ExecutionStatus) -> datetime:
-    from koos.engine.timefmt import parse_rfc3339
-
     for condition in status.conditions or []:
         if condition.type == "Succeeded":
             return parse_rfc3339(condition.last_transition_time)

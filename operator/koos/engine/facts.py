@@ -34,6 +34,17 @@ class JobFacts:
 
 
 @dataclass(frozen=True)
+class ApprovalFacts:
+    """An approve step's Approval, reduced to its outcome."""
+
+    name: str
+    phase: str  # Pending, Approved, Rejected, Expired ("" before the controller saw it)
+    message: str = ""
+    approved_by: tuple[str, ...] = ()
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
 class TemplateFacts:
     name: str
     uid: str
@@ -55,6 +66,8 @@ class ExecutionSnapshot:
     spec_problems: tuple[str, ...] = ()
     template: TemplateFacts | None = None  # looked up only before the run starts
     jobs: Mapping[str, JobFacts] = field(default_factory=dict)
+    approvals: Mapping[str, ApprovalFacts] = field(default_factory=dict)
+    creator: str | None = None  # stamped at CREATE by the admission webhook
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,8 @@ class Plan:
     status: ExecutionStatus
     create_jobs: tuple[dict[str, Any], ...] = ()
     delete_jobs: tuple[str, ...] = ()
+    create_approvals: tuple[dict[str, Any], ...] = ()
+    cancel_approvals: tuple[str, ...] = ()
     event: EventSpec | None = None
     consume_annotations: tuple[str, ...] = ()
     wake_at: datetime | None = None

@@ -41,6 +41,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from koos.api.common import KeySelector
 from koos.api.constants import (
     API_VERSION,
     LABEL_ATTEMPT,
@@ -53,7 +54,7 @@ from koos.api.constants import (
     PARAM_ENV_PREFIX,
 )
 from koos.api.execution import SecretParameter
-from koos.api.template import EnvVar, KeySelector, RunAction, Step, Volume
+from koos.api.template import EnvVar, RunAction, Step, Volume
 
 MAX_NAME_LENGTH = 63  # a DNS label, and a label value: Job names end up in Pod labels
 HASH_LENGTH = 10

@@ -17,7 +17,7 @@ from typing import Any
 from koos.api.constants import OUTPUT_LIMIT
 from koos.api.execution import ExecutionStatus, StepStatus
 from koos.api.template import Step
-from koos.engine import expressions
+from koos.engine import approval, expressions
 from koos.engine.durations import parse_duration
 from koos.engine.facts import EventSpec, ExecutionSnapshot, JobFacts
 from koos.engine.jobs import JobRequest, build_job, job_name
@@ -34,6 +34,8 @@ class Progress:
     status: ExecutionStatus
     create_jobs: tuple[dict[str, Any], ...] = ()
     delete_jobs: tuple[str, ...] = ()
+    create_approvals: tuple[dict[str, Any], ...] = ()
+    cancel_approvals: tuple[str, ...] = ()
     event: EventSpec | None = None
     wake_at: datetime | None = None
 
@@ -48,6 +50,8 @@ class _Pass:
     cancel: bool
     creates: list[dict[str, Any]] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
+    approvals: list[dict[str, Any]] = field(default_factory=list)
+    withdrawn: list[str] = field(default_factory=list)  # Approvals whose run was cancelled
     notes: list[tuple[str, str, str]] = field(default_factory=list)  # type, reason, message
     wakes: list[datetime] = field(default_factory=list)
 
@@ -69,8 +73,9 @@ def advance(snapshot: ExecutionSnapshot, status: ExecutionStatus, now: datetime)
     main, final = list(spec.steps), list(spec.finally_ or [])
     while True:
         before = dict(work.records)
-        for step in main:
-            # Decided per step: a failure earlier in this same pass stops later steps.
+        # Running steps first: a failure they report stops pending steps in this same pass,
+        # wherever those stand in the list.
+        for step in sorted(main, key=lambda s: work.records[s.name].phase != "Running"):
             aborted = _abort_cause(main, work.records)
             _step(
                 work,
@@ -90,6 +95,8 @@ def advance(snapshot: ExecutionSnapshot, status: ExecutionStatus, now: datetime)
         status=status.model_copy(update={"steps": ordered}),
         create_jobs=tuple(work.creates),
         delete_jobs=tuple(work.deletes),
+        create_approvals=tuple(work.approvals),
+        cancel_approvals=tuple(work.withdrawn),
         event=_event(work.notes),
         wake_at=min(work.wakes) if work.wakes else None,
     )
@@ -164,9 +171,13 @@ def _step(
             return
         _start(work, step)
     elif record.phase == "Running":
-        if stopping and stop_reason == "Cancelled":
+        job = work.snapshot.jobs.get(record.job_name or "")
+        finished = job is not None and job.phase != "Active" and record.retry_time is None
+        if stopping and stop_reason == "Cancelled" and not finished:
             if record.job_name and record.retry_time is None:
                 work.deletes.append(record.job_name)
+            if record.approval:
+                work.withdrawn.append(record.approval)
             work.set(
                 step.name,
                 phase="Cancelled",
@@ -179,6 +190,8 @@ def _step(
             return
         if step.sleep is not None:
             _sleeping(work, step, record)
+        elif step.approve is not None:
+            _awaiting(work, step, record)
         else:
             _running(work, step, record)
 
@@ -212,7 +225,83 @@ def _start(work: _Pass, step: Step) -> None:
     if step.sleep is not None:
         _sleeping(work, step, work.records[step.name])
         return
+    if step.approve is not None:
+        _ask(work, step, ctx)
+        return
     _launch(work, step, 1, ctx)
+
+
+def _ask(work: _Pass, step: Step, ctx: dict[str, Any]) -> None:
+    """Create the step's Approval; the run waits for people from here."""
+    assert step.approve is not None
+    snapshot = work.snapshot
+    assert snapshot.status.template is not None
+    secret = {n for n, p in snapshot.status.template.spec.parameters.items() if p.secret}
+    try:
+        spec = approval.request_spec(
+            action=step.approve,
+            execution=snapshot.name,
+            uid=snapshot.uid,
+            step=step.name,
+            creator=snapshot.creator,
+            parameters={
+                k: v for k, v in (snapshot.status.parameters or {}).items() if k not in secret
+            },
+            render=lambda text: expressions.render(text, ctx),
+            now=work.now,
+        )
+    except (expressions.ExpressionError, ValueError) as error:
+        _fail(work, step, "ExpressionFailed", str(error))
+        return
+    manifest = approval.build_approval(
+        execution=snapshot.name,
+        namespace=snapshot.namespace,
+        uid=snapshot.uid,
+        step=step.name,
+        spec=spec,
+    )
+    name = manifest["metadata"]["name"]
+    work.approvals.append(manifest)
+    work.set(
+        step.name,
+        approval=name,
+        reason="AwaitingApproval",
+        message=f"Waiting for approval: kubectl annotate approval {name} "
+        "koos.io/decision=approve (or reject, with koos.io/reason)",
+    )
+    work.note("Normal", "ApprovalRequested", f"step {step.name} waits for approval {name}")
+
+
+def _awaiting(work: _Pass, step: Step, record: StepStatus) -> None:
+    assert step.approve is not None and record.approval is not None
+    facts = work.snapshot.approvals.get(record.approval)
+    if facts is None:
+        if record.approval in {a["metadata"]["name"] for a in work.approvals}:
+            return
+        _fail(
+            work,
+            step,
+            "ApprovalLost",
+            f"Approval {record.approval} was deleted before it was decided.",
+        )
+        return
+    if facts.phase == "Approved" or (
+        facts.phase == "Expired" and step.approve.on_timeout == "Approve" and not facts.cancelled
+    ):
+        by = list(facts.approved_by)
+        work.set(
+            step.name,
+            phase="Succeeded",
+            reason="Approved" if by else "ApprovedOnTimeout",
+            completion_time=rfc3339(work.now),
+            message=facts.message,
+            outputs={"approvedBy": by},
+        )
+        work.note("Normal", "StepSucceeded", f"step {step.name} approved: {facts.message}")
+    elif facts.phase == "Rejected":
+        _fail(work, step, "Rejected", facts.message)
+    elif facts.phase == "Expired":
+        _fail(work, step, "ApprovalExpired", facts.message)
 
 
 def _launch(work: _Pass, step: Step, attempt: int, ctx: dict[str, Any]) -> None:

@@ -89,6 +89,20 @@ def step_expressions(step: Step) -> Iterator[tuple[str, str]]:
     """The fields of `step` that may hold expressions: (path below the step, text)."""
     if step.when is not None:
         yield "when", step.when
+    approve = step.approve
+    if approve is not None:
+        if approve.message is not None:
+            yield "approve.message", approve.message
+        if isinstance(approve.min_approvals, str):
+            yield "approve.minApprovals", approve.min_approvals
+        for field, value in (
+            ("users", approve.approvers.users),
+            ("groups", approve.approvers.groups),
+            ("serviceAccounts", approve.approvers.service_accounts),
+        ):
+            items = [value] if isinstance(value, str) else list(value or [])
+            for index, text in enumerate(items):
+                yield f"approve.approvers.{field}[{index}]", text
     run = step.run
     if run is None:
         return
@@ -228,11 +242,23 @@ def _cycles(names: list[str], dependencies: Mapping[str, tuple[str, ...]]) -> It
 
 def _validate_action(place: _Place) -> list[Problem]:
     step, path = place.step, place.path
-    actions = [name for name in ("run", "sleep") if getattr(step, name) is not None]
+    actions = [name for name in ("run", "sleep", "approve") if getattr(step, name) is not None]
     if not actions:
-        return [Problem(path, "a step needs exactly one action: run or sleep")]
+        return [Problem(path, "a step needs exactly one action: run, sleep or approve")]
     if len(actions) > 1:
-        return [Problem(path, "a step has exactly one action: give run or sleep, not both")]
+        return [Problem(path, f"a step has exactly one action: give one of {', '.join(actions)}")]
+    approve = step.approve
+    if approve is not None:
+        approvers = approve.approvers
+        if not any((approvers.users, approvers.groups, approvers.service_accounts)):
+            return [
+                Problem(
+                    f"{path}.approve.approvers",
+                    "name at least one user, group or serviceAccount who may approve",
+                )
+            ]
+        if isinstance(approve.min_approvals, int) and approve.min_approvals < 1:
+            return [Problem(f"{path}.approve.minApprovals", "must be at least 1")]
     run = step.run
     if run is None:
         return []
@@ -260,6 +286,8 @@ def _validate_durations(place: _Place) -> list[Problem]:
             problems.append(Problem(f"{path}.timeout", "timeout must be longer than 0s"))
     if step.sleep is not None:
         parsed("sleep.duration", step.sleep.duration)
+    if step.approve is not None:
+        parsed("approve.timeout", step.approve.timeout)
     if step.retries is not None:
         backoff = parsed("retries.backoff", step.retries.backoff)
         longest = parsed("retries.maxBackoff", step.retries.max_backoff)

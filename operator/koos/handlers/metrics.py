@@ -51,3 +51,15 @@ API_REQUESTS = Counter(
 
 def serve(port: int, address: str = "0.0.0.0") -> None:
     start_http_server(port, addr=address, registry=REGISTRY)
+
+
+APPROVALS_PENDING = Gauge(
+    "koos_approvals_pending", "Approvals waiting for a decision.", registry=REGISTRY
+)
+APPROVAL_SECONDS = Histogram(
+    "koos_approval_decision_seconds",
+    "From an Approval's creation to its decision or expiry, by outcome.",
+    ["outcome"],
+    buckets=(10, 60, 300, 900, 1800, 3600, 14400, 43200, 86400, 259200),
+    registry=REGISTRY,
+)

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
 from koos.api.constants import GROUP, LABEL_MANAGED_BY, MANAGER
-from koos.handlers import execution, metrics, template
+from koos.handlers import admission, approval, execution, metrics, template
+from koos.handlers.notify import Notifier
 from koos.k8s.client import Kube
 
 log = logging.getLogger("koos.operator")
+Flag = asyncio.Event | threading.Event
 SELECTOR = f"{LABEL_MANAGED_BY}={MANAGER}"
 
 
@@ -30,10 +33,19 @@ class Options:
     liveness: str | None = None  # e.g. http://0.0.0.0:8080/healthz
     workers: int = 16
     fast_retries: bool = False  # tests: small kopf backoffs
+    webhooks: bool = True  # serve admission webhooks (approvals are unverified without)
+    webhook_host: str = "127.0.0.1"  # where the API server reaches them (URL clientConfig)
+    webhook_port: int = 0  # 0: any free port
+    trust_unverified_approvals: bool = False  # development only
+    signing_secret: str = "default/koos-approval-key"  # namespace/name of the signing key
 
 
 def build_registry(
-    options: Options, kube: Kube, controller: execution.ExecutionController
+    options: Options,
+    kube: Kube,
+    controller: execution.ExecutionController,
+    approvals: approval.ApprovalController,
+    operator_user: str,
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
@@ -56,11 +68,21 @@ def build_registry(
             settings.watching.reconnect_backoff = 0.1
             settings.networking.error_backoffs = [0.1, 0.2, 0.5]
             settings.queueing.error_delays = [0.1, 0.2, 0.5]
+        if options.webhooks:
+            settings.admission.server = kopf.WebhookServer(
+                addr=options.webhook_host,
+                port=options.webhook_port or None,
+                host=options.webhook_host,
+                insecure=True,
+            )
+            settings.admission.managed = GROUP
         await controller.queue.start()
+        await approvals.queue.start()
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
         await controller.queue.stop()
+        await approvals.queue.stop()
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -68,6 +90,9 @@ def build_registry(
 
     execution.register(registry, controller)
     template.register(registry, kube)
+    approval.register(registry, approvals, operator_user)
+    if options.webhooks:
+        admission.register(registry, operator_user)
     return registry
 
 
@@ -94,11 +119,23 @@ def connection_info(kube: Kube) -> kopf.ConnectionInfo:
     )
 
 
-async def run(options: Options, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+async def run(options: Options, stop: Flag, ready: Flag | None = None) -> None:
+    """Serve until `stop` is set: an asyncio.Event, or a threading.Event from another thread."""
     kube = await Kube.connect(options.kubeconfig, options.context)
     kube.observe = lambda verb, code: metrics.API_REQUESTS.labels(verb.lower(), str(code)).inc()
     controller = execution.ExecutionController(kube, workers=options.workers)
-    registry = build_registry(options, kube, controller)
+    operator_user = await admission.whoami(kube)
+    namespace, _, secret = options.signing_secret.rpartition("/")
+    key = await admission.signing_key(kube, namespace or "default", secret)
+    approvals = approval.ApprovalController(
+        kube,
+        key,
+        webhooks=options.webhooks,
+        trust_unverified=options.trust_unverified_approvals,
+        on_decided=lambda ns, name: controller.queue.add((ns, name)),
+        notifier=Notifier(kube),
+    )
+    registry = build_registry(options, kube, controller, approvals, operator_user)
     if options.metrics_port is not None:
         metrics.serve(options.metrics_port)
     try:

@@ -53,11 +53,20 @@ def status_json(plan: Plan) -> dict[str, Any]:
 
 
 async def ensure_job(kube: Kube, snapshot: ExecutionSnapshot, manifest: dict[str, Any]) -> None:
+    await ensure_owned(kube, snapshot, job_path(snapshot.namespace), manifest)
+
+
+async def ensure_owned(
+    kube: Kube, snapshot: ExecutionSnapshot, collection: str, manifest: dict[str, Any]
+) -> None:
+    """Create a child; on 409 adopt the existing one only if it is ours (same owner uid
+    and labels), as after a crash between the create and the status write."""
     namespace = snapshot.namespace
     try:
-        await kube.create(job_path(namespace), manifest)
+        await kube.create(collection, manifest)
         log.info(
-            "Created Job job=%s execution=%s/%s",
+            "Created %s name=%s execution=%s/%s",
+            manifest["kind"],
             manifest["metadata"]["name"],
             namespace,
             snapshot.name,
@@ -65,7 +74,7 @@ async def ensure_job(kube: Kube, snapshot: ExecutionSnapshot, manifest: dict[str
     except KubeError as error:
         if error.code != 409:
             raise
-        existing = await kube.get(job_path(namespace, manifest["metadata"]["name"]))
+        existing = await kube.get(f"{collection}/{manifest['metadata']['name']}")
         owners = existing.get("metadata", {}).get("ownerReferences") or []
         labels = existing.get("metadata", {}).get("labels") or {}
         wanted = manifest["metadata"]["labels"]
@@ -80,6 +89,16 @@ async def apply_plan(kube: Kube, snapshot: ExecutionSnapshot, plan: Plan) -> boo
     namespace, name = snapshot.namespace, snapshot.name
     for manifest in plan.create_jobs:
         await ensure_job(kube, snapshot, manifest)
+    for manifest in plan.create_approvals:
+        await ensure_owned(kube, snapshot, custom_path("approvals", namespace), manifest)
+    for approval in plan.cancel_approvals:
+        try:
+            await kube.merge_patch(
+                custom_path("approvals", namespace, approval), {"spec": {"cancelled": True}}
+            )
+        except KubeError as error:
+            if error.code != 404:
+                raise
     for job in plan.delete_jobs:
         try:
             await kube.delete(job_path(namespace, job), propagation="Background")
@@ -107,22 +126,36 @@ async def apply_plan(kube: Kube, snapshot: ExecutionSnapshot, plan: Plan) -> boo
 async def post_event(
     kube: Kube, snapshot: ExecutionSnapshot, kind: str, reason: str, message: str
 ) -> None:
-    """A core/v1 Event about the Execution; failing to post one never fails the run."""
+    await post_object_event(
+        kube, snapshot.namespace, "Execution", snapshot.name, kind, reason, message, snapshot.uid
+    )
+
+
+async def post_object_event(
+    kube: Kube,
+    namespace: str,
+    object_kind: str,
+    name: str,
+    kind: str,
+    reason: str,
+    message: str,
+    uid: str = "",
+) -> None:
+    """A core/v1 Event about a koos object; failing to post one never fails anything."""
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    involved = {
+        "apiVersion": API_VERSION,
+        "kind": object_kind,
+        "name": name,
+        "namespace": namespace,
+    }
+    if uid:
+        involved["uid"] = uid
     body = {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {
-            "name": f"{snapshot.name}.{secrets.token_hex(8)}",
-            "namespace": snapshot.namespace,
-        },
-        "involvedObject": {
-            "apiVersion": API_VERSION,
-            "kind": "Execution",
-            "name": snapshot.name,
-            "namespace": snapshot.namespace,
-            "uid": snapshot.uid,
-        },
+        "metadata": {"name": f"{name}.{secrets.token_hex(8)}", "namespace": namespace},
+        "involvedObject": involved,
         "type": kind,
         "reason": reason,
         "message": message,
@@ -135,12 +168,13 @@ async def post_event(
         "count": 1,
     }
     try:
-        await kube.create(event_path(snapshot.namespace), body)
+        await kube.create(event_path(namespace), body)
     except KubeError as error:
         log.warning(
-            "Could not post Event reason=%s execution=%s/%s: %s",
+            "Could not post Event reason=%s %s=%s/%s: %s",
             reason,
-            snapshot.namespace,
-            snapshot.name,
+            object_kind.lower(),
+            namespace,
+            name,
             error,
         )

@@ -13,9 +13,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from koos.api.constants import ANNOTATION_CREATED_BY
 from koos.api.execution import ExecutionSpec, ExecutionStatus
 from koos.api.template import TemplateSpec
-from koos.engine.facts import ExecutionSnapshot, JobFacts, TemplateFacts
+from koos.engine.facts import ApprovalFacts, ExecutionSnapshot, JobFacts, TemplateFacts
 from koos.engine.template import problems_from_pydantic
 from koos.engine.timefmt import parse_rfc3339
 from koos.k8s.client import Kube, KubeError, custom_path, job_path
@@ -132,6 +133,12 @@ async def gather_execution(
                     raise
                 continue
             facts[record.job_name] = job_facts(found, pods_of(record.job_name))
+    approvals = {}
+    for record in status.steps or []:
+        if record.phase == "Running" and record.approval:
+            found_approval = await gather_approval(kube, namespace, record.approval)
+            if found_approval is not None:
+                approvals[record.approval] = found_approval
     return ExecutionSnapshot(
         name=name,
         namespace=namespace,
@@ -144,6 +151,26 @@ async def gather_execution(
         spec_problems=spec_problems,
         template=template,
         jobs=facts,
+        approvals=approvals,
+        creator=(meta.get("annotations") or {}).get(ANNOTATION_CREATED_BY),
+    )
+
+
+async def gather_approval(kube: Kube, namespace: str, name: str) -> ApprovalFacts | None:
+    try:
+        body = await kube.get(custom_path("approvals", namespace, name))
+    except KubeError as error:
+        if error.code == 404:
+            return None
+        raise
+    status = body.get("status") or {}
+    decisions = status.get("decisions") or []
+    return ApprovalFacts(
+        name=name,
+        phase=str(status.get("phase") or ""),
+        message=str(status.get("message") or ""),
+        approved_by=tuple(sorted({d["user"] for d in decisions if d.get("decision") == "approve"})),
+        cancelled=bool((body.get("spec") or {}).get("cancelled")),
     )
 
 

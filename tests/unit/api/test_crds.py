@@ -50,6 +50,16 @@ EXPECTED = {
             ("Age", "date"),
         ],
     },
+    "Approval": {
+        "plural": "approvals",
+        "short_names": ["appr"],
+        "columns": [
+            ("Phase", "string"),
+            ("Approvals", "string"),
+            ("Execution", "string"),
+            ("Age", "date"),
+        ],
+    },
 }
 
 
@@ -115,7 +125,7 @@ def test_crds_folder_holds_only_generated_files() -> None:
     assert not stray, f"crds/ holds files `make crds` does not write: {sorted(stray)}"
 
 
-def test_generated_kinds_are_template_and_execution() -> None:
+def test_generated_kinds_are_the_koos_kinds() -> None:
     assert set(CRD_BY_KIND) == set(EXPECTED)
     assert set(GENERATED) == {f"{spec['plural']}.yaml" for spec in EXPECTED.values()}
 
@@ -232,7 +242,24 @@ def _samples() -> dict[str, Sample]:
             _condition("Ready", "Unknown", "Running"),
         ],
     }
+    approval = {
+        "apiVersion": API_VERSION,
+        "kind": "Approval",
+        "metadata": {"name": "quickstart-1-approve", "creationTimestamp": CREATED},
+        "spec": {
+            "executionRef": {"name": "quickstart-1", "uid": "u-1"},
+            "step": "approve",
+            "approvers": {"groups": ["sre"]},
+            "minApprovals": 2,
+            "deadline": CREATED,
+        },
+        "status": {"phase": "Pending", "progress": "1/2"},
+    }
     return {
+        "Approval": Sample(
+            approval,
+            {"Phase": "Pending", "Approvals": "1/2", "Execution": "quickstart-1", "Age": CREATED},
+        ),
         "Template": Sample(template, {"Steps": 5, "Ready": "True", "Age": CREATED}),
         "Execution": Sample(
             execution,

@@ -175,12 +175,12 @@ CASES: list[tuple[str, Spec, list[tuple[str, str]]]] = [
     (
         "no action",
         changed(lambda d: step(d, 2).pop("sleep")),
-        [("spec.steps[2]", "a step needs exactly one action: run or sleep")],
+        [("spec.steps[2]", "a step needs exactly one action: run, sleep or approve")],
     ),
     (
         "two actions",
         changed(lambda d: step(d, 2).update(run={"image": "busybox", "script": "true"})),
-        [("spec.steps[2]", "give run or sleep, not both")],
+        [("spec.steps[2]", "give one of run, sleep")],
     ),
     (
         "run without script or command",

@@ -1,0 +1,113 @@
+"""Admission webhooks other than approval decisions, and how they are served.
+
+- Execution CREATE: stamp `koos.io/created-by` with the caller the API server names (the
+  self-approval rule relies on it); a stamp the user supplies is refused, and so is any
+  later change to it.
+- Template CREATE/UPDATE: refuse a template the engine finds invalid, one problem per line.
+
+The operator serves the webhooks itself (kopf's server) and registers URL-based
+configurations named `koos.io` with exactly the rules these handlers need
+(`failurePolicy: Fail`).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets as random
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from koos.api.constants import ANNOTATION_CREATED_BY, GROUP, VERSION
+from koos.api.template import TemplateSpec
+from koos.engine.template import problems_from_pydantic, validate_template
+from koos.k8s.client import Kube, KubeError
+
+log = logging.getLogger("koos.admission")
+
+
+def register(registry: kopf.OperatorRegistry, operator_user: str) -> None:
+    @kopf.on.mutate(
+        GROUP, VERSION, "executions", operations=["CREATE"], id="creator", registry=registry
+    )
+    def stamp_creator(body: Any, userinfo: Any, patch: kopf.Patch, **_: Any) -> None:
+        annotations = (body.get("metadata") or {}).get("annotations") or {}
+        caller = str((userinfo or {}).get("username", ""))
+        if ANNOTATION_CREATED_BY in annotations and caller != operator_user:
+            raise kopf.AdmissionError(
+                f"{ANNOTATION_CREATED_BY} is set by koos from the API server's record of who "
+                "created the Execution: remove it from your manifest",
+                code=403,
+            )
+        if ANNOTATION_CREATED_BY not in annotations:
+            patch.metadata.annotations[ANNOTATION_CREATED_BY] = caller
+
+    @kopf.on.validate(
+        GROUP, VERSION, "executions", operations=["UPDATE"], id="creator-kept", registry=registry
+    )
+    def keep_creator(userinfo: Any, **kwargs: Any) -> None:
+        old, new = kwargs.get("old"), kwargs.get("new")
+        before = ((old or {}).get("metadata") or {}).get("annotations") or {}
+        after = ((new or {}).get("metadata") or {}).get("annotations") or {}
+        caller = str((userinfo or {}).get("username", ""))
+        if before.get(ANNOTATION_CREATED_BY) != after.get(ANNOTATION_CREATED_BY) and (
+            caller != operator_user
+        ):
+            raise kopf.AdmissionError(
+                f"{ANNOTATION_CREATED_BY} records who created the Execution and cannot change",
+                code=403,
+            )
+
+    @kopf.on.validate(
+        GROUP,
+        VERSION,
+        "templates",
+        operations=["CREATE", "UPDATE"],
+        id="template",
+        registry=registry,
+    )
+    def validate(spec: Any, **_: Any) -> None:
+        try:
+            problems = [str(p) for p in validate_template(TemplateSpec.model_validate(dict(spec)))]
+        except ValidationError as error:
+            problems = [str(p) for p in problems_from_pydantic(error)]
+        if problems:
+            raise kopf.AdmissionError("the template is invalid:\n" + "\n".join(problems))
+
+
+async def whoami(kube: Kube) -> str:
+    """The operator's own user name, as the API server knows it."""
+    review = await kube.create(
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+    )
+    return str(((review.get("status") or {}).get("userInfo") or {}).get("username", ""))
+
+
+async def signing_key(kube: Kube, namespace: str, name: str) -> bytes:
+    """The key that signs recorded decisions, kept in a Secret (made on first start)."""
+    path = f"/api/v1/namespaces/{namespace}/secrets"
+    try:
+        secret = await kube.get(f"{path}/{name}")
+    except KubeError as error:
+        if error.code != 404:
+            raise
+        key = random.token_bytes(32)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "type": "Opaque",
+            "data": {"key": base64.b64encode(key).decode()},
+        }
+        try:
+            await kube.create(path, body)
+            log.info("Created the approval signing key secret=%s/%s", namespace, name)
+            return key
+        except KubeError as conflict:
+            if conflict.code != 409:
+                raise
+            secret = await kube.get(f"{path}/{name}")
+    return base64.b64decode((secret.get("data") or {})["key"])
