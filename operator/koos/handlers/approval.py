@@ -36,7 +36,7 @@ from koos.engine.timefmt import parse_rfc3339, rfc3339
 from koos.handlers import metrics
 from koos.handlers.notify import Notifier
 from koos.handlers.queue import WorkQueue
-from koos.k8s.apply import merge_diff
+from koos.k8s.apply import merge_diff, post_object_event
 from koos.k8s.client import Kube, KubeError, custom_path
 
 log = logging.getLogger("koos.approval")
@@ -99,8 +99,41 @@ class ApprovalController:
                 custom_path("approvals", namespace, name, "status"),
                 {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": diff},
             )
+            await self._record_events(namespace, name, body, previous, status)
             self._transition(namespace, name, body, previous, status, now)
         return wake
+
+    async def _record_events(
+        self,
+        namespace: str,
+        name: str,
+        body: dict[str, Any],
+        previous: ApprovalStatus | None,
+        status: ApprovalStatus,
+    ) -> None:
+        """An Event for every new decision, and one for the outcome."""
+        uid = str((body.get("metadata") or {}).get("uid", ""))
+        seen = len(previous.decisions or []) if previous else 0
+        for decision in (status.decisions or [])[seen:]:
+            verified = "verified" if decision.verified else "UNVERIFIED"
+            text = f"{decision.user} decided {decision.decision} ({verified})"
+            if decision.reason:
+                text += f": {decision.reason}"
+            await post_object_event(
+                self.kube, namespace, "Approval", name, "Normal", "DecisionRecorded", text, uid
+            )
+        if status.phase != (previous.phase if previous else None) and status.phase != "Pending":
+            kind = "Normal" if status.phase == "Approved" else "Warning"
+            await post_object_event(
+                self.kube,
+                namespace,
+                "Approval",
+                name,
+                kind,
+                str(status.phase),
+                status.message or "",
+                uid,
+            )
 
     def _transition(
         self,
