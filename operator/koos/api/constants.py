@@ -31,3 +31,7 @@ OUTPUT_LIMIT = 4096
 OUTPUT_PATH = "/dev/termination-log"
 OUTPUT_ENV = "KOOS_OUTPUT"
 PARAM_ENV_PREFIX = "KOOS_PARAM_"
+
+LABEL_SCHEDULE = f"{GROUP}/schedule"
+# The fire an Execution of a Schedule belongs to (RFC 3339).
+ANNOTATION_SCHEDULED_TIME = f"{GROUP}/scheduled-time"

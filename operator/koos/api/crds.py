@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from koos.api.approval import ApprovalSpec, ApprovalStatus
 from koos.api.constants import CATEGORY, GROUP, VERSION
 from koos.api.execution import ExecutionSpec, ExecutionStatus
+from koos.api.schedule import ScheduleSpec, ScheduleStatus
 from koos.api.template import TemplateSpec, TemplateStatus
 
 PRESERVE = "x-kubernetes-preserve-unknown-fields"
@@ -82,6 +83,23 @@ KINDS: tuple[Kind, ...] = (
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
             {"name": "Approvals", "type": "string", "jsonPath": ".status.progress"},
             {"name": "Execution", "type": "string", "jsonPath": ".spec.executionRef.name"},
+            _age(),
+        ),
+    ),
+    Kind(
+        kind="Schedule",
+        plural="schedules",
+        short_names=("sched",),
+        description="Runs a Template on cron, in a time zone, exactly once per fire.",
+        spec=ScheduleSpec,
+        status=ScheduleStatus,
+        columns=(
+            {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
+            {"name": "TimeZone", "type": "string", "jsonPath": ".spec.timeZone"},
+            {"name": "Suspend", "type": "boolean", "jsonPath": ".spec.suspend"},
+            {"name": "Next", "type": "date", "jsonPath": ".status.nextScheduleTime"},
+            {"name": "Last", "type": "date", "jsonPath": ".status.lastScheduleTime"},
+            {"name": "Active", "type": "integer", "jsonPath": ".status.activeCount"},
             _age(),
         ),
     ),

@@ -166,9 +166,11 @@ def decode_record(key: bytes | None, uid: str, text: str | None) -> tuple[list[D
         data = json.loads(text)
         decisions = [Decision.model_validate(d) for d in data.get("decisions") or []]
         signature = str(data.get("signature", ""))
+        valid = key is not None and hmac.compare_digest(
+            signature.encode(), sign(key, uid, decisions).encode()
+        )
     except (ValueError, TypeError, AttributeError):
         return [], False
-    valid = key is not None and hmac.compare_digest(signature, sign(key, uid, decisions))
     return decisions, valid
 
 
@@ -201,7 +203,8 @@ def decide_approval(
         phase, message = "Expired", "The execution was cancelled."
     elif now >= deadline:
         phase = "Expired"
-        message = f"No decision before {spec.deadline}: treated as {spec.on_timeout.lower()}d."
+        outcome = "approved" if spec.on_timeout == "Approve" else "rejected"
+        message = f"No decision before {spec.deadline}: treated as {outcome} (onTimeout)."
     else:
         phase, wake = "Pending", deadline
         missing = spec.min_approvals - len(approvers)
@@ -209,7 +212,7 @@ def decide_approval(
             f"Waiting for {missing} more approval(s) from {describe_approvers(spec.approvers)}: "
             f"kubectl annotate approval {name} koos.io/decision=approve"
         )
-    if ignored:
+    if ignored and (phase == "Pending" or previous is None):
         message += (
             f" {ignored} unverified decision(s) ignored: the admission webhook did not check "
             "them (the operator runs without it)."
@@ -310,22 +313,29 @@ def request_spec(
 ) -> ApprovalSpec:
     """The Approval an approve step asks for, with expressions rendered (raises
     ExpressionError or ValueError on bad values)."""
-    minimum = action.min_approvals
+    minimum: Any = action.min_approvals
     if isinstance(minimum, str):
-        minimum = int(render(minimum))
-    if minimum < 1:
-        raise ValueError(f"minApprovals must be at least 1, got {minimum}")
+        minimum = render(minimum)
+    if isinstance(minimum, str) and minimum.strip().isdigit():
+        minimum = int(minimum)
+    if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 1:
+        raise ValueError(f"minApprovals must be a whole number of at least 1, got {minimum!r}")
     approvers = Approvers(
         users=render_names(action.approvers.users, render) or None,
         groups=render_names(action.approvers.groups, render) or None,
         service_accounts=render_names(action.approvers.service_accounts, render) or None,
     )
+    if not any((approvers.users, approvers.groups, approvers.service_accounts)):
+        raise ValueError("the approvers render to nobody: nobody could decide this approval")
+    message = render(action.message) if action.message else None
+    if message is not None and not isinstance(message, str):
+        message = json.dumps(message)
     return ApprovalSpec(
         execution_ref=ExecutionRef(name=execution, uid=uid),
         step=step,
         approvers=approvers,
         min_approvals=minimum,
-        message=str(render(action.message)) if action.message else None,
+        message=message,
         parameters=parameters or None,
         requested_by=creator,
         deadline=rfc3339(now + parse_duration(action.timeout)),

@@ -250,7 +250,7 @@ def _ask(work: _Pass, step: Step, ctx: dict[str, Any]) -> None:
             render=lambda text: expressions.render(text, ctx),
             now=work.now,
         )
-    except (expressions.ExpressionError, ValueError) as error:
+    except (expressions.ExpressionError, ValueError, TypeError) as error:
         _fail(work, step, "ExpressionFailed", str(error))
         return
     manifest = approval.build_approval(
@@ -292,7 +292,7 @@ def _awaiting(work: _Pass, step: Step, record: StepStatus) -> None:
         work.set(
             step.name,
             phase="Succeeded",
-            reason="Approved" if by else "ApprovedOnTimeout",
+            reason="ApprovedOnTimeout" if facts.phase == "Expired" else "Approved",
             completion_time=rfc3339(work.now),
             message=facts.message,
             outputs={"approvedBy": by},

@@ -50,6 +50,19 @@ EXPECTED = {
             ("Age", "date"),
         ],
     },
+    "Schedule": {
+        "plural": "schedules",
+        "short_names": ["sched"],
+        "columns": [
+            ("Schedule", "string"),
+            ("TimeZone", "string"),
+            ("Suspend", "boolean"),
+            ("Next", "date"),
+            ("Last", "date"),
+            ("Active", "integer"),
+            ("Age", "date"),
+        ],
+    },
     "Approval": {
         "plural": "approvals",
         "short_names": ["appr"],
@@ -255,7 +268,31 @@ def _samples() -> dict[str, Sample]:
         },
         "status": {"phase": "Pending", "progress": "1/2"},
     }
+    nightly = {
+        "apiVersion": API_VERSION,
+        "kind": "Schedule",
+        "metadata": {"name": "nightly", "creationTimestamp": CREATED},
+        "spec": {
+            "schedule": "0 2 * * *",
+            "timeZone": "Europe/Berlin",
+            "suspend": False,
+            "executionTemplate": {"spec": {"templateRef": {"name": "quickstart"}}},
+        },
+        "status": {"nextScheduleTime": CREATED, "lastScheduleTime": CREATED, "activeCount": 1},
+    }
     return {
+        "Schedule": Sample(
+            nightly,
+            {
+                "Schedule": "0 2 * * *",
+                "TimeZone": "Europe/Berlin",
+                "Suspend": False,
+                "Next": CREATED,
+                "Last": CREATED,
+                "Active": 1,
+                "Age": CREATED,
+            },
+        ),
         "Approval": Sample(
             approval,
             {"Phase": "Pending", "Approvals": "1/2", "Execution": "quickstart-1", "Age": CREATED},
