@@ -1,5 +1,9 @@
 """Admission webhooks other than approval decisions, and how they are served.
 
+All koos webhooks are persistent: their configurations stay when the operator stops, so
+with `failurePolicy: Fail` nothing slips past them while it is down (uninstalling koos
+removes them).
+
 - Execution CREATE: stamp `koos.io/created-by` with the caller the API server names (the
   self-approval rule relies on it); a stamp the user supplies is refused, and so is any
   later change to it.
@@ -30,7 +34,13 @@ log = logging.getLogger("koos.admission")
 
 def register(registry: kopf.OperatorRegistry, operator_user: str) -> None:
     @kopf.on.mutate(
-        GROUP, VERSION, "executions", operations=["CREATE"], id="creator", registry=registry
+        GROUP,
+        VERSION,
+        "executions",
+        operations=["CREATE"],
+        id="creator",
+        registry=registry,
+        persistent=True,
     )
     def stamp_creator(body: Any, userinfo: Any, patch: kopf.Patch, **_: Any) -> None:
         annotations = (body.get("metadata") or {}).get("annotations") or {}
@@ -45,7 +55,13 @@ def register(registry: kopf.OperatorRegistry, operator_user: str) -> None:
             patch.metadata.annotations[ANNOTATION_CREATED_BY] = caller
 
     @kopf.on.validate(
-        GROUP, VERSION, "executions", operations=["UPDATE"], id="creator-kept", registry=registry
+        GROUP,
+        VERSION,
+        "executions",
+        operations=["UPDATE"],
+        id="creator-kept",
+        registry=registry,
+        persistent=True,
     )
     def keep_creator(userinfo: Any, **kwargs: Any) -> None:
         old, new = kwargs.get("old"), kwargs.get("new")
@@ -67,6 +83,7 @@ def register(registry: kopf.OperatorRegistry, operator_user: str) -> None:
         operations=["CREATE", "UPDATE"],
         id="template",
         registry=registry,
+        persistent=True,
     )
     def validate(spec: Any, **_: Any) -> None:
         try:

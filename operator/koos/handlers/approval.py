@@ -209,7 +209,13 @@ def register(
         return
 
     @kopf.on.mutate(
-        GROUP, VERSION, "approvals", operations=["UPDATE"], id="decision", registry=registry
+        GROUP,
+        VERSION,
+        "approvals",
+        operations=["UPDATE"],
+        id="decision",
+        registry=registry,
+        persistent=True,
     )
     def verify_decision(
         name: str, namespace: str | None, userinfo: Any, patch: kopf.Patch, **kwargs: Any
