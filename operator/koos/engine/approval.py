@@ -214,8 +214,8 @@ def decide_approval(
         )
     if ignored and (phase == "Pending" or previous is None):
         message += (
-            f" {ignored} unverified decision(s) ignored: the admission webhook did not check "
-            "them (the operator runs without it)."
+            f" {ignored} unverified decision(s) ignored: they were not recorded through the "
+            "admission webhook."
         )
     value = (
         "True"

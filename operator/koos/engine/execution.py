@@ -165,7 +165,7 @@ def _finish(
         message = "The run was cancelled (koos.io/cancel); finally steps ran."
     elif failure is not None:
         phase, kind = "Failed", "Warning"
-        reason = "TimedOut" if failure.reason == "TimedOut" else "Failed"
+        reason = failure.reason if failure.reason in ("TimedOut", "Rejected") else "Failed"
         message = f"Step {failure.name} failed: {failure.message or failure.reason}"
     else:
         phase, reason, kind = "Succeeded", "Succeeded", "Normal"

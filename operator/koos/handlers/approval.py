@@ -263,7 +263,8 @@ def refuse_or_record(
             code=403,
         )
     value = new_notes.get(ANNOTATION_DECISION)
-    if value is None or value == old_notes.get(ANNOTATION_DECISION):
+    if value is None or (is_operator and value == old_notes.get(ANNOTATION_DECISION)):
+        # Nothing to decide; the operator's own updates pass a leftover annotation through.
         return
     uid = str(old_meta.get("uid", ""))
     decisions, signed = policy.decode_record(key, uid, old_notes.get(ANNOTATION_DECISIONS))

@@ -63,3 +63,12 @@ APPROVAL_SECONDS = Histogram(
     buckets=(10, 60, 300, 900, 1800, 3600, 14400, 43200, 86400, 259200),
     registry=REGISTRY,
 )
+SCHEDULE_FIRES = Counter(
+    "koos_schedule_fires_total", "Executions created by Schedules.", registry=REGISTRY
+)
+SCHEDULE_LAG_SECONDS = Histogram(
+    "koos_schedule_lag_seconds",
+    "From a fire's scheduled time to the creation of its Execution.",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+    registry=REGISTRY,
+)

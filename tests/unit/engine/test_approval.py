@@ -351,8 +351,7 @@ WAITING_ONE = (
     "kubectl annotate approval demo-gate koos.io/decision=approve"
 )
 UNVERIFIED = (
-    "1 unverified decision(s) ignored: the admission webhook did not check them "
-    "(the operator runs without it)."
+    "1 unverified decision(s) ignored: they were not recorded through the admission webhook."
 )
 QUORUM = request(min_approvals=2)
 OUTCOMES: dict[str, tuple[ApprovalSpec, tuple[Decision, ...], datetime, bool, tuple[Any, ...]]] = {

@@ -396,7 +396,7 @@ def test_a_rejection_fails_the_run_with_its_reason() -> None:
     done = replan(rejected, at(90), job("report", "Succeeded"))
     assert done.status.phase == "Failed"  # a failure, not a cancellation
     succeeded = conditions(done)["Succeeded"]
-    assert (succeeded.status, succeeded.reason) == ("False", "Failed")
+    assert (succeeded.status, succeeded.reason) == ("False", "Rejected")
     assert succeeded.message == f"Step gate failed: {REJECTED}"
 
 
