@@ -47,6 +47,7 @@ class Koos:
             "Execution": "executions",
             "Secret": "secrets",
             "ConfigMap": "configmaps",
+            "Schedule": "schedules",
         }[body["kind"]]
         rt = self.rt(plural, group, version)
         existing = self.sandbox.store.find(rt, NS, body["metadata"]["name"])
@@ -118,7 +119,12 @@ class Koos:
         """The operator on a loop and thread of its own, as in its own process: kopf treats
         every task of its loop as its own, and the sandbox's must not be among them."""
         ready = threading.Event()
-        options = Options(kubeconfig=str(self.kubeconfig), metrics_port=None, fast_retries=True)
+        options = Options(
+            kubeconfig=str(self.kubeconfig),
+            metrics_port=None,
+            fast_retries=True,
+            allow_second_schedules=True,
+        )
         self.stop = threading.Event()
         self.thread = threading.Thread(
             target=lambda: asyncio.run(run(options, self.stop, ready)), name="operator"

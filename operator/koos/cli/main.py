@@ -65,14 +65,8 @@ def _operator(args: argparse.Namespace) -> int:
         signing_secret=args.signing_key_secret,
     )
 
-    async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run(options, stop)
-
-    asyncio.run(serve())
+    # kopf handles SIGINT/SIGTERM itself in the main thread and stops gracefully.
+    asyncio.run(run(options))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""When a Schedule fires: cron maths in a time zone, and which due fires run by time alone.
+"""When a Schedule fires: cron maths in a time zone, which due fires run, and their names.
 
 A `Cron` reads its expression on the wall clock of its IANA zone and answers in UTC. croniter
 walks naive local times (calendar arithmetic, independent of the process's TZ); each local
@@ -20,11 +20,14 @@ only: minutes are too slow for them) also 6 fields, seconds first.
 
 Which due fires run: `triage` applies suspend, startingDeadlineSeconds and catchUp, then
 `concurrency` applies concurrencyPolicy to the Schedule's runs (`koos.engine.schedule` draws
-the whole table and assembles the plan).
+the whole table and assembles the plan). Each fire's Execution is named `execution_name`: from
+the Schedule and the fire's time alone, so the same fire always gets the same name.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -47,6 +50,7 @@ __all__ = [
     "cron_of",
     "cron_problem",
     "due_fires",
+    "execution_name",
     "fire_times",
     "is_active",
     "next_fire",
@@ -65,6 +69,10 @@ NONE_DEADLINE = 60  # startingDeadlineSeconds under catchUp None when unset
 GAP_SPAN = timedelta(days=3660)
 _REFERENCE = datetime(2000, 1, 1)  # validation looks for a first fire after this local time
 _SECOND = timedelta(seconds=1)
+MAX_NAME_LENGTH = 63
+HASH_LENGTH = 10
+_DNS = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_NOT_DNS = re.compile(r"[^-a-z0-9]")
 
 Outcome = Literal["run", "exists", "skipped", "missed"]
 
@@ -87,7 +95,7 @@ class Fire:
     at: datetime
     outcome: Outcome = "run"
     why: str = ""
-    name: str = ""  # its Execution's name, given by the planner
+    name: str = ""  # its Execution's name (`execution_name`)
 
 
 def cron_problem(expression: str, *, allow_seconds: bool = False) -> str | None:
@@ -107,7 +115,7 @@ def cron_problem(expression: str, *, allow_seconds: bool = False) -> str | None:
     except CroniterBadDateError:
         return f"{text!r} names no date that exists (such as 30 February)"
     except (CroniterError, ValueError, KeyError) as error:
-        return f"{text!r} is not a valid cron expression ({error}); expected {accepted}"
+        return f"{text!r} is not a valid cron expression: {error}"
     return None
 
 
@@ -284,6 +292,20 @@ def _instant(local: datetime, zone: ZoneInfo) -> datetime | None:
     return moment
 
 
+def execution_name(schedule: str, at: datetime, *, seconds: bool = False) -> str:
+    """`<schedule>-<unix minutes of at>` (seconds with `seconds`); when that is longer than
+    63 characters or not a DNS label, a DNS-safe prefix of the Schedule's name, 10 hex
+    characters of its sha256 and the same suffix: distinct Schedules keep distinct names."""
+    stamp = str(int(at.timestamp()) // (1 if seconds else 60))
+    name = f"{schedule}-{stamp}"
+    if len(name) <= MAX_NAME_LENGTH and _DNS.fullmatch(name):
+        return name
+    digest = hashlib.sha256(schedule.encode()).hexdigest()[:HASH_LENGTH]
+    room = MAX_NAME_LENGTH - len(stamp) - HASH_LENGTH - 2
+    prefix = _NOT_DNS.sub("-", schedule.lower())[:room].strip("-")
+    return "-".join(part for part in (prefix, digest, stamp) if part)
+
+
 def due_fires(
     cron: Cron, base: datetime, now: datetime, window: int
 ) -> tuple[list[datetime], bool]:
@@ -296,8 +318,11 @@ def due_fires(
     return due + tail, len(tail) > window
 
 
-def triage(spec: ScheduleSpec, due: list[datetime], now: datetime) -> list[Fire]:
-    """Each due fire run, skipped or missed by suspend, startingDeadlineSeconds and catchUp."""
+def triage(
+    spec: ScheduleSpec, due: list[datetime], now: datetime, schedule: str, *, seconds: bool
+) -> list[Fire]:
+    """Each due fire of `schedule`, named, and run, skipped or missed by suspend,
+    startingDeadlineSeconds and catchUp."""
     deadline = spec.starting_deadline_seconds
     if deadline is None and spec.catch_up == "None":
         deadline = NONE_DEADLINE
@@ -315,7 +340,7 @@ def triage(spec: ScheduleSpec, due: list[datetime], now: datetime) -> list[Fire]
             fire = Fire(at, "missed", f"a later fire is due, catchUp {spec.catch_up}")
         else:
             fire = Fire(at)
-        fires.append(fire)
+        fires.append(replace(fire, name=execution_name(schedule, at, seconds=seconds)))
     return fires
 
 
@@ -326,29 +351,27 @@ def concurrency(
     cancels the runs active before it."""
     policy = spec.concurrency_policy
     running = sorted(run.name for run in runs if is_active(run))
-    to_run = [f for f in fires if f.outcome == "run"]
+    last = next((f for f in reversed(fires) if f.outcome in ("run", "exists")), None)
     out: list[Fire] = []
     for fire in fires:
-        if fire.outcome == "run" and policy == "Replace" and fire is not to_run[-1]:
-            why = f"replaced by the fire at {rfc3339(to_run[-1].at)}, concurrencyPolicy Replace"
+        if fire.outcome == "run" and policy == "Replace" and last and fire is not last:
+            why = f"replaced by the fire at {rfc3339(last.at)}, concurrencyPolicy Replace"
             fire = replace(fire, outcome="skipped", why=why)
         elif fire.outcome == "run" and policy == "Forbid" and running:
             why = f"concurrencyPolicy Forbid and {running[0]} is active"
             fire = replace(fire, outcome="skipped", why=why)
-        if fire.outcome in ("run", "exists"):
+        if fire.outcome == "run":
             running.append(fire.name)
         out.append(fire)
-    started = [f for f in out if f.outcome in ("run", "exists")]
-    if policy != "Replace" or not started:
+    if policy != "Replace" or last is None:
         return out, ()
-    latest = started[-1]
     cancel = sorted(
         run.name
         for run in runs
         if is_active(run)
         and not run.cancel_requested
-        and run.name != latest.name
-        and (run.scheduled_time is None or run.scheduled_time < latest.at)
+        and run.name != last.name
+        and (run.scheduled_time is None or run.scheduled_time < last.at)
     )
     return out, tuple(cancel)
 

@@ -70,6 +70,10 @@ def plan(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
     progress = steps.advance(snapshot, status, now)
     status = progress.status
     event = first_event or progress.event
+    if first_event is not None and progress.event is not None:
+        event = replace(
+            first_event, message=_short(f"{first_event.message}; {progress.event.message}")
+        )
     if cancelled_now:
         message = "Cancel requested (koos.io/cancel): stopping steps, finally steps still run."
         if progress.event is not None:

@@ -41,6 +41,7 @@ class ExecutionController:
     jobs: Mapping[Any, Any] = field(default_factory=dict)  # kopf index: (ns, execution) → jobs
     pods: Mapping[Any, Any] = field(default_factory=dict)  # kopf index: (ns, job) → pods
     workers: int = 16
+    active: set[tuple[str, str]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.queue = WorkQueue(self.reconcile, workers=self.workers)
@@ -68,23 +69,27 @@ class ExecutionController:
 
         snapshot = await gather_execution(self.kube, namespace, name, jobs, pods_of)
         if snapshot is None:
+            self.active.discard((namespace, name))
+            metrics.ACTIVE.set(len(self.active))
             return None
         now = datetime.now(UTC)
         plan = planner.plan(snapshot, now)
         await apply_plan(self.kube, snapshot, plan)
         observe(snapshot, plan, now)
+        # The gauge counts what this process sees, so it is right after a restart too.
+        if plan.status.phase in TERMINAL_PHASES:
+            self.active.discard((namespace, name))
+        else:
+            self.active.add((namespace, name))
+        metrics.ACTIVE.set(len(self.active))
         return plan.wake_at
 
 
 def observe(snapshot: ExecutionSnapshot, plan: Plan, now: datetime) -> None:
     """Metrics from what changed between the status before and after the plan."""
     before, after = snapshot.status, plan.status
-    if before.phase is None and after.phase == "Running":
-        metrics.ACTIVE.inc()
     if after.phase in TERMINAL_PHASES and before.phase not in TERMINAL_PHASES:
         metrics.EXECUTIONS.labels(after.phase).inc()
-        if before.phase is not None:
-            metrics.ACTIVE.dec()
         if after.start_time:
             metrics.EXECUTION_SECONDS.labels(after.phase).observe(
                 (now - parse_rfc3339(after.start_time)).total_seconds()

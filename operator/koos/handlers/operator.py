@@ -15,7 +15,7 @@ from typing import Any
 import kopf
 
 from koos.api.constants import GROUP, LABEL_MANAGED_BY, MANAGER
-from koos.handlers import admission, approval, execution, metrics, template
+from koos.handlers import admission, approval, execution, metrics, schedule, template
 from koos.handlers.notify import Notifier
 from koos.k8s.client import Kube
 
@@ -38,6 +38,7 @@ class Options:
     webhook_port: int = 0  # 0: any free port
     trust_unverified_approvals: bool = False  # development only
     signing_secret: str = "default/koos-approval-key"  # namespace/name of the signing key
+    allow_second_schedules: bool = False  # tests only: 6-field cron with seconds
 
 
 def build_registry(
@@ -45,6 +46,7 @@ def build_registry(
     kube: Kube,
     controller: execution.ExecutionController,
     approvals: approval.ApprovalController,
+    schedules: schedule.ScheduleController,
     operator_user: str,
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
@@ -78,11 +80,13 @@ def build_registry(
             settings.admission.managed = GROUP
         await controller.queue.start()
         await approvals.queue.start()
+        await schedules.queue.start()
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
         await controller.queue.stop()
         await approvals.queue.stop()
+        await schedules.queue.stop()
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -91,6 +95,7 @@ def build_registry(
     execution.register(registry, controller)
     template.register(registry, kube)
     approval.register(registry, approvals, operator_user)
+    schedule.register(registry, schedules)
     if options.webhooks:
         admission.register(registry, operator_user)
     return registry
@@ -119,8 +124,9 @@ def connection_info(kube: Kube) -> kopf.ConnectionInfo:
     )
 
 
-async def run(options: Options, stop: Flag, ready: Flag | None = None) -> None:
-    """Serve until `stop` is set: an asyncio.Event, or a threading.Event from another thread."""
+async def run(options: Options, stop: Flag | None = None, ready: Flag | None = None) -> None:
+    """Serve until `stop` is set (an asyncio.Event, or a threading.Event from another
+    thread) or, without one, until SIGINT/SIGTERM (kopf's own handlers)."""
     kube = await Kube.connect(options.kubeconfig, options.context)
     kube.observe = lambda verb, code: metrics.API_REQUESTS.labels(verb.lower(), str(code)).inc()
     controller = execution.ExecutionController(kube, workers=options.workers)
@@ -135,7 +141,8 @@ async def run(options: Options, stop: Flag, ready: Flag | None = None) -> None:
         on_decided=lambda ns, name: controller.queue.add((ns, name)),
         notifier=Notifier(kube),
     )
-    registry = build_registry(options, kube, controller, approvals, operator_user)
+    schedules = schedule.ScheduleController(kube, allow_seconds=options.allow_second_schedules)
+    registry = build_registry(options, kube, controller, approvals, schedules, operator_user)
     if options.metrics_port is not None:
         metrics.serve(options.metrics_port)
     try:

@@ -87,6 +87,13 @@ def job_facts(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> JobF
     }
     if "Complete" in conditions:
         return JobFacts(phase="Succeeded", message=pod.get("message", ""), **common)
+    disrupted = next((p for p in ordered if p.get("disruption")), None)
+    if disrupted is not None and "Failed" not in conditions:
+        # The Pod was evicted, lost with its node or deleted: the attempt has failed, and
+        # its Pod (which says why) may be gone by the time the Job reports it.
+        return JobFacts(
+            phase="Failed", reason="PodDisrupted", message=pod.get("message", ""), **common
+        )
     failed = conditions.get("Failed") or conditions.get("FailureTarget")
     if failed is not None:
         text = pod.get("message") or failed.get("message") or ""

@@ -5,6 +5,10 @@ the update rules of the resource (server-owned metadata, status subresource sepa
 finalizers) → mutating admission → schema validation → validating admission → store.
 `dryRun` runs everything but the store write. Built-in kinds have no schema here: the
 sandbox trusts their shape, like a permissive API server would.
+
+This module orders the steps and talks to admission and the store; the checks that need
+neither (decode, namespace, built-in validation) and `WriteOptions` live in
+`koos.sandbox.write_check`, and `WriteOptions` is re-exported here.
 """
 
 from __future__ import annotations
@@ -15,12 +19,19 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from koos.sandbox import errors, patch, schema, strategies
+from koos.sandbox import errors, patch, strategies
 from koos.sandbox.auth import UserInfo
 from koos.sandbox.errors import ApiError
 from koos.sandbox.registry import Registry, ResourceType
-from koos.sandbox.requestctx import warn
-from koos.sandbox.store import Event, Obj, StaleObject, Store, now_rfc3339
+from koos.sandbox.store import Event, Obj, StaleObject, Store
+from koos.sandbox.write_check import WriteOptions as WriteOptions  # re-exported
+from koos.sandbox.write_check import (
+    check_namespace,
+    decode,
+    dry_run_result,
+    modified_conflict,
+    validate,
+)
 
 CAS_TRIES = 8
 CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
@@ -56,13 +67,6 @@ class NoAdmission:
         return None
 
 
-@dataclass(frozen=True)
-class WriteOptions:
-    dry_run: bool = False
-    field_validation: str = ""  # "", Ignore, Warn, Strict
-    subresource: str = ""
-
-
 class Writes:
     def __init__(self, store: Store, registry: Registry, admission: Admission) -> None:
         self.store = store
@@ -75,7 +79,7 @@ class Writes:
     async def create(
         self, user: UserInfo, rt: ResourceType, namespace: str, body: Any, opts: WriteOptions
     ) -> Obj:
-        obj = self._decode(rt, body, namespace, opts)
+        obj = decode(rt, body, namespace, opts)
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and not meta.get("generateName"):
             raise errors.invalid(
@@ -84,7 +88,7 @@ class Writes:
                 rt.group,
                 [("metadata.name", "Required value: name or generateName is required")],
             )
-        self._check_namespace(rt, namespace)
+        check_namespace(self.store, self.registry, rt, namespace)
         if rt.has_status and rt.key != ("", "namespaces"):
             obj.pop("status", None)
         request = AdmissionRequest(
@@ -115,12 +119,12 @@ class Writes:
                 f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
                 f"malformed object: {exc}"
             ) from exc
-        self._validate(rt, obj)
+        validate(rt, obj)
         await self.admission.validate(replace(request, name=name, obj=obj))
         if self.store.find(rt, namespace, name) is not None:
             raise errors.already_exists(rt.plural, name, rt.group)
         if opts.dry_run:
-            return self._dry_run_result(rt, namespace, obj)
+            return dry_run_result(rt, namespace, obj)
         created = self.store.create(rt, namespace, obj, uid=uid)
         if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
             created = self._establish(rt, created)
@@ -141,7 +145,7 @@ class Writes:
         object, like etcd's GuaranteedUpdate; with one, a change in between is a 409."""
         for _ in range(CAS_TRIES):
             old = self.store.get(rt, namespace, name)
-            obj = self._decode(rt, body, namespace, opts)
+            obj = decode(rt, body, namespace, opts)
             if (
                 not obj["metadata"].get("resourceVersion")
                 and not opts.subresource
@@ -162,8 +166,8 @@ class Writes:
                 return await self._update_once(user, rt, namespace, name, old, obj, opts)
             except StaleObject:
                 if obj["metadata"].get("resourceVersion"):
-                    raise _modified(rt, name) from None
-        raise _modified(rt, name)
+                    raise modified_conflict(rt, name) from None
+        raise modified_conflict(rt, name)
 
     async def _update_once(
         self,
@@ -184,7 +188,7 @@ class Writes:
         meta["name"] = name
         sent_rv = meta.get("resourceVersion")
         if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
-            raise _modified(rt, name)
+            raise modified_conflict(rt, name)
         new = self._apply_update_rules(rt, old, obj, opts.subresource)
         if rt.key == ("", "secrets"):
             new = strategies.secret_string_data(new)
@@ -268,12 +272,12 @@ class Writes:
                 raise errors.unsupported_media_type()
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patch must leave a JSON object")
-            obj = self._decode(rt, patched, namespace, opts)
+            obj = decode(rt, patched, namespace, opts)
             try:
                 return await self._update_once(user, rt, namespace, name, old, obj, opts)
             except StaleObject:
                 continue
-        raise _modified(rt, name)
+        raise modified_conflict(rt, name)
 
     # ---- delete ------------------------------------------------------------------------
 
@@ -353,75 +357,13 @@ class Writes:
 
     # ---- helpers -----------------------------------------------------------------------
 
-    def _decode(self, rt: ResourceType, body: Any, namespace: str, opts: WriteOptions) -> Obj:
-        if not isinstance(body, dict):
-            raise errors.bad_request("the body of the request was not a JSON object")
-        obj = copy.deepcopy(body)
-        kind, api_version = obj.get("kind"), obj.get("apiVersion")
-        if (kind and kind != rt.kind) or (api_version and api_version != rt.api_version):
-            raise errors.bad_request(
-                f"the API version in the data ({api_version}) does not match the expected API "
-                f"version ({rt.api_version})"
-                if api_version != rt.api_version
-                else f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
-            )
-        meta = obj.setdefault("metadata", {})
-        if not isinstance(meta, dict):
-            raise errors.bad_request("metadata must be an object")
-        if rt.namespaced and meta.get("namespace") and meta["namespace"] != namespace:
-            raise errors.bad_request(
-                "the namespace of the provided object does not match the namespace sent on "
-                "the request"
-            )
-        if rt.custom and rt.schema:
-            pruned = schema.prune(obj, rt.schema)
-            unknown = strategies.removed_paths(obj, pruned)
-            if unknown and opts.field_validation == "Strict":
-                text = ", ".join(f'unknown field "{p}"' for p in unknown)
-                raise errors.bad_request(f"strict decoding error: {text}")
-            if unknown and opts.field_validation == "Warn":
-                for path in unknown:
-                    warn(f'unknown field "{path}"')
-            obj = schema.apply_defaults(pruned, rt.schema)
-        return obj
-
-    def _check_namespace(self, rt: ResourceType, namespace: str) -> None:
-        if not rt.namespaced:
-            return
-        ns_type = self.registry.find("", "v1", "namespaces")
-        assert ns_type is not None
-        ns = self.store.find(ns_type, "", namespace)
-        if ns is None:
-            raise errors.not_found("namespaces", namespace)
-        if "deletionTimestamp" in ns["metadata"]:
-            raise ApiError(
-                403,
-                "Forbidden",
-                f"unable to create new content in namespace {namespace} because it is being "
-                "terminated",
-            )
-
     async def _admit(self, request: AdmissionRequest, obj: Obj) -> Obj:
         mutated = await self.admission.mutate(request)
         if mutated is not None:
             obj = mutated
-        self._validate(request.rt, obj)
+        validate(request.rt, obj)
         await self.admission.validate(replace(request, obj=obj))
         return obj
-
-    def _validate(self, rt: ResourceType, obj: Obj) -> None:
-        causes = strategies.validation_causes(rt, obj)
-        if causes:
-            raise errors.invalid(rt.kind, obj["metadata"].get("name", ""), rt.group, causes)
-
-    def _dry_run_result(self, rt: ResourceType, namespace: str, obj: Obj) -> Obj:
-        result = copy.deepcopy(obj)
-        meta = result["metadata"]
-        if rt.namespaced:
-            meta["namespace"] = namespace
-        meta.setdefault("creationTimestamp", now_rfc3339())
-        result["apiVersion"], result["kind"] = rt.api_version, rt.kind
-        return result
 
     def _establish(self, rt: ResourceType, crd: Obj) -> Obj:
         """Register a stored CRD's kinds and mark it Established, as the CRD controllers do."""
@@ -439,13 +381,3 @@ class Writes:
             for obj in self.store.items(key):
                 self.store.remove(rt, obj)
         self.registry.remove_crd(event.obj["metadata"]["name"])
-
-
-def _modified(rt: ResourceType, name: str) -> ApiError:
-    return errors.conflict(
-        rt.plural,
-        name,
-        rt.group,
-        "the object has been modified; please apply your changes to the latest version and "
-        "try again",
-    )

@@ -1,0 +1,181 @@
+"""What a Template's expressions may read: each expression field checked against its scope.
+
+Part of `koos.engine.template`'s validation (which see for the invariants of a valid spec).
+An expression may read declared, non-secret parameters (pasted into a script, command or
+args only when `is_safe_to_paste`), the outputs and phase of steps that have finished before
+it is rendered (its step's dependencies, transitively; for a `finally` step also every main
+step; for the template's outputs only main steps), and `execution.name`/`.namespace`. A field
+gets one problem per distinct reason, at its path; an expression that does not parse gets its
+parse error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from koos.api.template import Parameter, Step, TemplateSpec
+from koos.engine.expressions import ExpressionError, has_expression, references
+from koos.engine.params import Problem, is_safe_to_paste, param_env_name
+from koos.engine.template_structure import Place, finals_by_name
+
+_STEP_FIELDS = ("outputs", "phase")
+_EXECUTION_FIELDS = ("name", "namespace")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the expressions of one field may read."""
+
+    readable: frozenset[str]  # steps whose outputs and phase are known by then
+    own: str | None  # the step the field belongs to
+    final: bool  # the field belongs to a finally step
+    outputs: bool  # the field is one of the template's outputs
+    pasted: bool  # the text becomes part of a script, command or args
+
+
+def step_expressions(step: Step) -> Iterator[tuple[str, str]]:
+    """The fields of `step` that may hold expressions: (path below the step, text)."""
+    if step.when is not None:
+        yield "when", step.when
+    approve = step.approve
+    if approve is not None:
+        if approve.message is not None:
+            yield "approve.message", approve.message
+        if isinstance(approve.min_approvals, str):
+            yield "approve.minApprovals", approve.min_approvals
+        for field, value in (
+            ("users", approve.approvers.users),
+            ("groups", approve.approvers.groups),
+            ("serviceAccounts", approve.approvers.service_accounts),
+        ):
+            items = [value] if isinstance(value, str) else list(value or [])
+            for index, text in enumerate(items):
+                yield f"approve.approvers.{field}[{index}]", text
+    run = step.run
+    if run is None:
+        return
+    if run.script is not None:
+        yield "run.script", run.script
+    for field, values in (("command", run.command), ("args", run.args)):
+        for index, text in enumerate(values or []):
+            yield f"run.{field}[{index}]", text
+    for index, env in enumerate(run.env or []):
+        if env.value is not None:
+            yield f"run.env[{index}].value", env.value
+
+
+def validate_step_expressions(
+    spec: TemplateSpec,
+    place: Place,
+    places: list[Place],
+    dependencies: Mapping[str, tuple[str, ...]],
+) -> list[Problem]:
+    readable = _ancestors(place.step.name, dependencies)
+    if place.final:
+        # Finally steps start once every main step has settled.
+        readable |= {p.step.name for p in places if not p.final}
+    problems: list[Problem] = []
+    for field, text in step_expressions(place.step):
+        scope = Scope(
+            readable=frozenset(readable - {place.step.name}),
+            own=place.step.name,
+            final=place.final,
+            outputs=False,
+            pasted=field.startswith(("run.script", "run.command", "run.args")),
+        )
+        problems += validate_expression(f"{place.path}.{field}", text, scope, spec, places)
+    return problems
+
+
+def _ancestors(name: str, dependencies: Mapping[str, tuple[str, ...]]) -> set[str]:
+    found: set[str] = set()
+    pending = list(dependencies.get(name, ()))
+    while pending:
+        current = pending.pop()
+        if current in found or current not in dependencies:
+            continue
+        found.add(current)
+        pending.extend(dependencies[current])
+    return found
+
+
+def validate_expression(
+    path: str, text: str, scope: Scope, spec: TemplateSpec, places: list[Place]
+) -> list[Problem]:
+    if not has_expression(text):
+        return []
+    try:
+        found = references(text)
+    except ExpressionError as error:
+        return [Problem(path, str(error))]
+    finals = finals_by_name(places)
+    messages: list[str] = []
+    for reference in sorted(found):
+        message = _check_reference(reference, scope, spec.parameters, finals)
+        if message is not None and message not in messages:
+            messages.append(message)
+    return [Problem(path, message) for message in messages]
+
+
+def _check_reference(
+    reference: tuple[str, ...],
+    scope: Scope,
+    parameters: Mapping[str, Parameter],
+    finals: Mapping[str, bool],
+) -> str | None:
+    """Why an expression may not read `reference` here, or None when it may."""
+    root, rest = reference[0], reference[1:]
+    if root == "params":
+        return _check_parameter(rest[0] if rest else None, scope, parameters)
+    if root == "steps":
+        if len(rest) < 2:
+            return "read a step as steps.<name>.outputs.<key> or steps.<name>.phase"
+        name, field = rest[0], rest[1]
+        if name == scope.own:
+            return f"step {name} cannot read its own outputs or phase"
+        if name not in finals:
+            return f"no step named {name!r}"
+        if name not in scope.readable:
+            if scope.outputs:
+                return f"template outputs may read only main steps, not the finally step {name}"
+            if finals[name] and not scope.final:
+                return f"main steps run before finally steps: {name} has not run yet"
+            return (
+                f"steps.{name} is read but this step does not depend on {name}: "
+                "add it to dependsOn (directly or through another step)"
+            )
+        if field not in _STEP_FIELDS:
+            return f"steps.{name} has outputs and phase, not {field!r}"
+        return None
+    if root == "execution":
+        if not rest or rest[0] not in _EXECUTION_FIELDS:
+            return "execution has only name and namespace"
+        return None
+    if root == "item":
+        return "item is defined only inside a loop, and steps have no loop yet"
+    return f"unknown name {root!r}: expressions read params, steps and execution"
+
+
+def _check_parameter(
+    name: str | None, scope: Scope, parameters: Mapping[str, Parameter]
+) -> str | None:
+    if name is None:
+        return "read a parameter as params.<name>"
+    parameter = parameters.get(name)
+    if parameter is None:
+        declared = ", ".join(parameters) or "none"
+        return f"unknown parameter {name!r} (declared: {declared})"
+    env = param_env_name(name)
+    if parameter.secret:
+        return (
+            f"parameter {name} is secret and may not appear in expressions: it reaches "
+            f"containers only as the environment variable {env}"
+        )
+    if scope.pasted and not is_safe_to_paste(parameter):
+        return (
+            f"parameter {name} may not be pasted into a script, command or args: read the "
+            f"environment variable {env} instead (or give {name} an enum or a pattern "
+            "anchored with ^ and $)"
+        )
+    return None

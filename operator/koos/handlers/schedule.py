@@ -1,0 +1,235 @@
+"""Schedules: gather (the Schedule, its runs from an index, whether its Template exists) →
+`engine.schedule.plan_schedule(…, now)` → apply (create runs, cancel for Replace, delete
+beyond the history limits, Events, status) → wake at the next fire.
+
+Runs are named from the Schedule and the fire's time, so a restart or a second look never
+creates one twice: a create that meets 409 is the same fire, already done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from koos.api.constants import (
+    ANNOTATION_CANCEL,
+    ANNOTATION_SCHEDULED_TIME,
+    GROUP,
+    LABEL_SCHEDULE,
+    VERSION,
+)
+from koos.api.schedule import ScheduleSpec, ScheduleStatus
+from koos.engine import schedule as cron
+from koos.engine.template import problems_from_pydantic
+from koos.engine.timefmt import parse_rfc3339
+from koos.handlers import metrics
+from koos.handlers.queue import WorkQueue
+from koos.k8s.apply import merge_diff, post_object_event
+from koos.k8s.client import Kube, KubeError, custom_path
+
+log = logging.getLogger("koos.schedule")
+
+
+def compact_run(body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    return {
+        "name": meta.get("name"),
+        "phase": status.get("phase"),
+        "scheduledTime": (meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_TIME),
+        "completionTime": status.get("completionTime"),
+        "cancel": bool(status.get("cancelRequested"))
+        or ANNOTATION_CANCEL in (meta.get("annotations") or {}),
+    }
+
+
+def run_facts(run: Mapping[str, Any]) -> cron.RunFacts:
+    def when(text: Any) -> datetime | None:
+        return parse_rfc3339(text) if text else None
+
+    return cron.RunFacts(
+        name=str(run["name"]),
+        phase=run.get("phase"),
+        scheduled_time=when(run.get("scheduledTime")),
+        completion_time=when(run.get("completionTime")),
+        cancel_requested=bool(run.get("cancel")),
+    )
+
+
+def schedule_owner(body: Mapping[str, Any]) -> str | None:
+    for ref in (body.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == "Schedule" and str(ref.get("apiVersion", "")).startswith(GROUP):
+            return str(ref.get("name"))
+    return None
+
+
+@dataclass
+class ScheduleController:
+    kube: Kube
+    allow_seconds: bool = False
+    runs: Mapping[Any, Any] = field(default_factory=dict)  # kopf index: (ns, schedule) → runs
+    queue: WorkQueue = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.queue = WorkQueue(self.reconcile, workers=8)
+
+    async def reconcile(self, key: Any) -> datetime | None:
+        namespace, name = str(key[0]), str(key[1])
+        try:
+            body = await self.kube.get(custom_path("schedules", namespace, name))
+        except KubeError as error:
+            if error.code == 404:
+                return None
+            raise
+        meta = body.get("metadata") or {}
+        spec: ScheduleSpec | None
+        try:
+            spec = ScheduleSpec.model_validate(body.get("spec") or {})
+            problems: list[str] = []
+        except ValidationError as error:
+            spec, problems = None, [str(p) for p in problems_from_pydantic(error)]
+        try:
+            status = ScheduleStatus.model_validate(body.get("status") or {})
+        except ValidationError:
+            status = ScheduleStatus()
+        template_exists = spec is not None and await self._template_exists(
+            namespace, spec.execution_template.spec.template_ref.name
+        )
+        now = datetime.now(UTC)
+        plan = cron.plan_schedule(
+            name=name,
+            namespace=namespace,
+            uid=str(meta.get("uid", "")),
+            generation=int(meta.get("generation", 1)),
+            created=parse_rfc3339(meta.get("creationTimestamp") or now.isoformat()),
+            spec=spec,
+            spec_problems=problems,
+            status=status,
+            runs=[run_facts(r) for r in self.runs.get((namespace, name), ())],
+            template_exists=template_exists,
+            now=now,
+            allow_seconds=self.allow_seconds,
+        )
+        await self._apply(namespace, name, meta, status, plan)
+        return plan.wake_at
+
+    async def _template_exists(self, namespace: str, template: str) -> bool:
+        try:
+            await self.kube.get(custom_path("templates", namespace, template))
+        except KubeError as error:
+            if error.code == 404:
+                return False
+            raise
+        return True
+
+    async def _apply(
+        self,
+        namespace: str,
+        name: str,
+        meta: Mapping[str, Any],
+        status: ScheduleStatus,
+        plan: cron.SchedulePlan,
+    ) -> None:
+        for manifest in plan.create:
+            try:
+                await self.kube.create(custom_path("executions", namespace), manifest)
+                metrics.SCHEDULE_FIRES.inc()
+                scheduled = manifest["metadata"]["annotations"][ANNOTATION_SCHEDULED_TIME]
+                lag = (datetime.now(UTC) - parse_rfc3339(scheduled)).total_seconds()
+                metrics.SCHEDULE_LAG_SECONDS.observe(max(lag, 0.0))
+                log.info(
+                    "Created Execution execution=%s schedule=%s/%s",
+                    manifest["metadata"]["name"],
+                    namespace,
+                    name,
+                )
+            except KubeError as error:
+                if error.code != 409:  # 409: this fire's run exists already
+                    raise
+        for run in plan.cancel:
+            await self._patch_run(
+                namespace, run, {"metadata": {"annotations": {ANNOTATION_CANCEL: "true"}}}
+            )
+        for run in plan.delete:
+            try:
+                await self.kube.delete(custom_path("executions", namespace, run))
+            except KubeError as error:
+                if error.code != 404:
+                    raise
+        old = status.model_dump(mode="json", exclude_none=True)
+        diff = merge_diff(old, plan.status.model_dump(mode="json", exclude_none=True))
+        if diff is not None:
+            await self.kube.merge_patch(
+                custom_path("schedules", namespace, name, "status"),
+                {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": diff},
+            )
+        for event in plan.events:
+            await post_object_event(
+                self.kube,
+                namespace,
+                "Schedule",
+                name,
+                event.type,
+                event.reason,
+                event.message,
+                str(meta.get("uid", "")),
+            )
+
+    async def _patch_run(self, namespace: str, run: str, body: dict[str, Any]) -> None:
+        try:
+            await self.kube.merge_patch(custom_path("executions", namespace, run), body)
+        except KubeError as error:
+            if error.code != 404:
+                raise
+
+
+def register(registry: kopf.OperatorRegistry, controller: ScheduleController) -> None:
+    @kopf.index(
+        GROUP,
+        VERSION,
+        "executions",
+        labels={LABEL_SCHEDULE: kopf.PRESENT},
+        id="runs_by_schedule",
+        registry=registry,
+    )
+    async def runs_by_schedule(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
+        owner = schedule_owner(body)
+        return {(namespace, owner): compact_run(body)} if owner else None
+
+    @kopf.index(GROUP, VERSION, "schedules", id="schedules_by_template", registry=registry)
+    async def schedules_by_template(spec: Any, namespace: str | None, name: str, **_: Any) -> Any:
+        template = (
+            (((spec or {}).get("executionTemplate") or {}).get("spec") or {})
+            .get("templateRef", {})
+            .get("name")
+        )
+        return {(namespace, template): name} if template else None
+
+    @kopf.on.event(GROUP, VERSION, "schedules", id="koos-schedule", registry=registry)
+    async def schedule_changed(namespace: str | None, name: str, **kwargs: Any) -> None:
+        controller.runs = kwargs["runs_by_schedule"]
+        controller.queue.add((namespace, name))
+
+    @kopf.on.event(
+        GROUP,
+        VERSION,
+        "executions",
+        labels={LABEL_SCHEDULE: kopf.PRESENT},
+        id="koos-schedule-run",
+        registry=registry,
+    )
+    async def run_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+        owner = schedule_owner(body)
+        if owner:
+            controller.queue.add((namespace, owner))
+
+    @kopf.on.event(GROUP, VERSION, "templates", id="koos-schedule-template", registry=registry)
+    async def template_changed(namespace: str | None, name: str, **kwargs: Any) -> None:
+        for schedule in kwargs["schedules_by_template"].get((namespace, name), ()):
+            controller.queue.add((namespace, schedule))

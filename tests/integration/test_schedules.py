@@ -1,0 +1,154 @@
+"""Schedules end to end: the operator fires Executions on (second-granularity, tests only)
+cron, exactly once, with concurrency, history and bad-input handling."""
+
+from __future__ import annotations
+
+import yaml
+
+from koos.sandbox.testing import async_wait_for
+
+from .conftest import Koos
+
+
+def template(name: str, **step: object) -> str:
+    run = {"name": "s0", "run": {"image": "busybox", "script": "true"}, **step}
+    return yaml.safe_dump(
+        {
+            "apiVersion": "koos.io/v1alpha1",
+            "kind": "Template",
+            "metadata": {"name": name},
+            "spec": {"steps": [run]},
+        }
+    )
+
+
+def schedule(name: str, template_name: str, cron: str = "*/1 * * * * *", **spec: object) -> str:
+    body = {
+        "apiVersion": "koos.io/v1alpha1",
+        "kind": "Schedule",
+        "metadata": {"name": name},
+        "spec": {
+            "schedule": cron,
+            "executionTemplate": {
+                "metadata": {"labels": {"team": "sre"}},
+                "spec": {"templateRef": {"name": template_name}},
+            },
+            **spec,
+        },
+    }
+    return yaml.safe_dump(body)
+
+
+def runs(koos: Koos, schedule_name: str) -> list[dict[str, object]]:
+    items = koos.sandbox.store.items(("koos.io", "executions"), "default")
+    return [
+        e
+        for e in items
+        if (e["metadata"].get("labels") or {}).get("koos.io/schedule") == schedule_name
+    ]
+
+
+def status(koos: Koos, name: str) -> dict[str, object]:
+    obj = koos.sandbox.store.find(koos.rt("schedules"), "default", name) or {}
+    return obj.get("status") or {}
+
+
+async def test_a_schedule_fires_runs_that_succeed(koos: Koos) -> None:
+    await koos.apply(template("tick"))
+    await koos.apply(schedule("every-second", "tick"))
+    await async_wait_for(lambda: len(runs(koos, "every-second")) >= 2, timeout=15, what="two fires")
+    first = runs(koos, "every-second")[0]
+    assert first["metadata"]["labels"]["team"] == "sre"
+    assert first["metadata"]["annotations"]["koos.io/scheduled-time"]
+    assert first["metadata"]["ownerReferences"][0]["kind"] == "Schedule"
+    done = await koos.finished(first["metadata"]["name"])
+    assert done["status"]["phase"] == "Succeeded"
+
+    def recorded() -> dict[str, object] | None:
+        st = status(koos, "every-second")
+        return st if st.get("lastSuccessfulTime") and st.get("fired", 0) >= 2 else None
+
+    st = await async_wait_for(recorded, what="the status to record two fires and a success")
+    assert st["nextScheduleTime"] > st["lastScheduleTime"]
+
+
+async def test_history_limits_collect_old_runs(koos: Koos) -> None:
+    await koos.apply(template("tock"))
+    await koos.apply(schedule("kept", "tock", successfulExecutionsHistoryLimit=1))
+    await async_wait_for(
+        lambda: status(koos, "kept").get("fired", 0) >= 4, timeout=20, what="four fires"
+    )
+    await async_wait_for(
+        lambda: (
+            len(
+                [
+                    r
+                    for r in runs(koos, "kept")
+                    if (r.get("status") or {}).get("phase") == "Succeeded"
+                ]
+            )
+            <= 1
+        ),
+        what="old successful runs to be deleted",
+    )
+
+
+async def test_forbid_skips_fires_while_a_run_is_active(koos: Koos) -> None:
+    await koos.apply(template("slow"))
+    koos.sandbox.jobs.script("single-*", duration=4)
+    await koos.apply(schedule("single", "slow", concurrencyPolicy="Forbid"))
+    await async_wait_for(
+        lambda: status(koos, "single").get("skipped", 0) >= 2,
+        timeout=15,
+        what="fires skipped while the run is active",
+    )
+    active = [
+        r
+        for r in runs(koos, "single")
+        if (r.get("status") or {}).get("phase") not in ("Succeeded", "Failed", "Cancelled")
+    ]
+    assert len(active) <= 1
+
+
+async def test_suspend_fires_nothing(koos: Koos) -> None:
+    await koos.apply(template("paused"))
+    await koos.apply(schedule("held", "paused", suspend=True))
+    await async_wait_for(lambda: status(koos, "held").get("nextScheduleTime"), what="a status")
+    await async_wait_for(
+        lambda: status(koos, "held").get("skipped", 0) >= 2,
+        timeout=15,
+        what="suspended fires counted",
+    )
+    assert runs(koos, "held") == []
+
+
+async def test_bad_schedules_say_why_and_fire_nothing(koos: Koos) -> None:
+    await koos.apply(template("fine"))
+    cases = {
+        "bad-cron": (schedule("bad-cron", "fine", cron="61 * * * *"), "spec.schedule"),
+        "bad-zone": (schedule("bad-zone", "fine", timeZone="Mars/Olympus"), "spec.timeZone"),
+        "no-template": (schedule("no-template", "missing"), "missing"),
+        "backwards": (
+            schedule(
+                "backwards",
+                "fine",
+                startTime="2030-01-02T00:00:00Z",
+                endTime="2030-01-01T00:00:00Z",
+            ),
+            "endTime",
+        ),
+    }
+    for manifest, _ in cases.values():
+        await koos.apply(manifest)
+    for name, (_, fragment) in cases.items():
+
+        def ready(name: str = name) -> dict[str, object] | None:
+            conditions = status(koos, name).get("conditions") or []
+            return next((c for c in conditions if c["type"] == "Ready"), None)
+
+        condition = await async_wait_for(ready, what=f"{name}'s Ready condition")
+        assert condition["status"] == "False", name
+        assert fragment in condition["message"], (name, condition["message"])
+        assert runs(koos, name) == []
+    await koos.apply(schedule("good", "fine"))
+    await async_wait_for(lambda: runs(koos, "good"), what="a good schedule to fire anyway")
