@@ -21,6 +21,7 @@ from koos.sandbox.writes import WriteOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "default"
+WEBHOOKS = 5  # creator, decision (mutating); creator-kept, template, schedule (validating)
 
 
 @dataclass
@@ -129,8 +130,26 @@ class Koos:
         self.thread = threading.Thread(
             target=lambda: asyncio.run(run(options, self.stop, ready)), name="operator"
         )
+        before = self.webhook_urls()
         self.thread.start()
         await async_wait_for(ready.is_set, timeout=20, what="the operator to be ready")
+
+        def registered() -> bool:
+            # Every koos webhook points at this operator's server (not a previous one's).
+            urls = self.webhook_urls()
+            return len(urls) >= WEBHOOKS and not urls & before
+
+        await async_wait_for(registered, timeout=20, what="the operator's webhooks")
+
+    def webhook_urls(self) -> set[str]:
+        urls = set()
+        for plural in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations"):
+            config = self.sandbox.store.find(
+                self.rt(plural, "admissionregistration.k8s.io", "v1"), "", "koos.io"
+            )
+            for hook in (config or {}).get("webhooks") or []:
+                urls.add(f"{hook['name']} {hook.get('clientConfig', {}).get('url')}")
+        return urls
 
     async def stop_operator(self) -> None:
         self.stop.set()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 import yaml
 
+from koos.sandbox.errors import ApiError
 from koos.sandbox.store import Event
 from koos.sandbox.testing import async_wait_for
 
@@ -256,7 +258,13 @@ async def test_an_invalid_template_is_not_ready_and_says_why(koos: Koos) -> None
             ]
         },
     }
-    await koos.apply(template)
+    with pytest.raises(ApiError) as refused:  # the admission webhook refuses it at apply
+        await koos.apply(template)
+    assert "cycle" in refused.value.message
+    assert "nope" in refused.value.message
+    assert koos.template("cyclic") is None
+    # Stored anyway (as with webhooks off), it is reported in its Ready condition.
+    koos.sandbox.store.create(koos.rt("templates"), NS, template)
 
     def ready() -> dict[str, object] | None:
         obj = koos.template("cyclic") or {}

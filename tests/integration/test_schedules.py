@@ -3,8 +3,10 @@ cron, exactly once, with concurrency, history and bad-input handling."""
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
+from koos.sandbox.errors import ApiError
 from koos.sandbox.testing import async_wait_for
 
 from .conftest import Koos
@@ -122,12 +124,11 @@ async def test_suspend_fires_nothing(koos: Koos) -> None:
     assert runs(koos, "held") == []
 
 
-async def test_bad_schedules_say_why_and_fire_nothing(koos: Koos) -> None:
+async def test_bad_schedules_are_refused_at_admission(koos: Koos) -> None:
     await koos.apply(template("fine"))
     cases = {
         "bad-cron": (schedule("bad-cron", "fine", cron="61 * * * *"), "spec.schedule"),
         "bad-zone": (schedule("bad-zone", "fine", timeZone="Mars/Olympus"), "spec.timeZone"),
-        "no-template": (schedule("no-template", "missing"), "missing"),
         "backwards": (
             schedule(
                 "backwards",
@@ -137,18 +138,56 @@ async def test_bad_schedules_say_why_and_fire_nothing(koos: Koos) -> None:
             ),
             "endTime",
         ),
+        "negative": (
+            schedule("negative", "fine", failedExecutionsHistoryLimit=-1),
+            "failedExecutionsHistoryLimit",
+        ),
     }
-    for manifest, _ in cases.values():
-        await koos.apply(manifest)
-    for name, (_, fragment) in cases.items():
-
-        def ready(name: str = name) -> dict[str, object] | None:
-            conditions = status(koos, name).get("conditions") or []
-            return next((c for c in conditions if c["type"] == "Ready"), None)
-
-        condition = await async_wait_for(ready, what=f"{name}'s Ready condition")
-        assert condition["status"] == "False", name
-        assert fragment in condition["message"], (name, condition["message"])
-        assert runs(koos, name) == []
+    for name, (manifest, fragment) in cases.items():
+        with pytest.raises(ApiError) as refused:
+            await koos.apply(manifest)
+        assert fragment in refused.value.message, (name, refused.value.message)
+        assert koos.sandbox.store.find(koos.rt("schedules"), "default", name) is None
     await koos.apply(schedule("good", "fine"))
     await async_wait_for(lambda: runs(koos, "good"), what="a good schedule to fire anyway")
+
+
+async def test_a_schedule_of_a_missing_template_waits_for_it(koos: Koos) -> None:
+    await koos.apply(schedule("early", "later"))
+
+    def ready() -> dict[str, object] | None:
+        conditions = status(koos, "early").get("conditions") or []
+        return next((c for c in conditions if c["type"] == "Ready"), None)
+
+    condition = await async_wait_for(ready, what="the Ready condition")
+    assert condition["status"] == "False"
+    assert "later" in condition["message"]
+    assert runs(koos, "early") == []
+    await koos.apply(template("later"))
+    await async_wait_for(lambda: runs(koos, "early"), what="fires once the Template exists")
+
+
+async def test_replace_cancels_the_active_run(koos: Koos) -> None:
+    await koos.apply(template("long"))
+    koos.sandbox.jobs.script("swap-*", duration=600)
+    await koos.apply(schedule("swap", "long", concurrencyPolicy="Replace"))
+
+    def cancelled() -> list[dict[str, object]]:
+        return [
+            r for r in runs(koos, "swap") if (r.get("status") or {}).get("phase") == "Cancelled"
+        ]
+
+    await async_wait_for(cancelled, timeout=15, what="a run replaced by the next fire")
+
+
+async def test_a_restarted_operator_fires_each_time_once(koos: Koos) -> None:
+    await koos.apply(template("once"))
+    await koos.apply(schedule("once", "once", catchUp="All"))
+    await async_wait_for(lambda: len(runs(koos, "once")) >= 1, what="a first fire")
+    await koos.stop_operator()
+    await koos.start_operator()
+    await async_wait_for(lambda: len(runs(koos, "once")) >= 4, timeout=15, what="more fires")
+    times = [r["metadata"]["annotations"]["koos.io/scheduled-time"] for r in runs(koos, "once")]
+    assert len(times) == len(set(times))  # no fire twice
+    names = sorted(r["metadata"]["name"] for r in runs(koos, "once"))
+    assert len(names) == len(set(names))

@@ -65,6 +65,9 @@ def _operator(args: argparse.Namespace) -> int:
         signing_secret=args.signing_key_secret,
     )
 
+    if not args.verbose:
+        # kopf logs every handled event at INFO: thousands of lines (and real CPU) per run.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     # kopf handles SIGINT/SIGTERM itself in the main thread and stops gracefully.
     asyncio.run(run(options))
     return 0

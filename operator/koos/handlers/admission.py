@@ -25,7 +25,9 @@ import kopf
 from pydantic import ValidationError
 
 from koos.api.constants import ANNOTATION_CREATED_BY, GROUP, VERSION
+from koos.api.schedule import ScheduleSpec
 from koos.api.template import TemplateSpec
+from koos.engine import schedule as cron
 from koos.engine.template import problems_from_pydantic, validate_template
 from koos.k8s.client import Kube, KubeError
 
@@ -92,6 +94,28 @@ def register(registry: kopf.OperatorRegistry, operator_user: str) -> None:
             problems = [str(p) for p in problems_from_pydantic(error)]
         if problems:
             raise kopf.AdmissionError("the template is invalid:\n" + "\n".join(problems))
+
+
+def register_schedule_validation(registry: kopf.OperatorRegistry, allow_seconds: bool) -> None:
+    @kopf.on.validate(
+        GROUP,
+        VERSION,
+        "schedules",
+        operations=["CREATE", "UPDATE"],
+        id="schedule",
+        registry=registry,
+        persistent=True,
+    )
+    def validate_schedule(spec: Any, **_: Any) -> None:
+        # A templateRef to nothing is not refused: the Template may come later (GitOps
+        # applies in any order); the Schedule then says so in its Ready condition.
+        try:
+            parsed = ScheduleSpec.model_validate(dict(spec))
+            problems = [str(p) for p in cron.validate_schedule(parsed, allow_seconds=allow_seconds)]
+        except ValidationError as error:
+            problems = [str(p) for p in problems_from_pydantic(error)]
+        if problems:
+            raise kopf.AdmissionError("the schedule is invalid:\n" + "\n".join(problems))
 
 
 async def whoami(kube: Kube) -> str:

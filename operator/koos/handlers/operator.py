@@ -98,6 +98,7 @@ def build_registry(
     schedule.register(registry, schedules)
     if options.webhooks:
         admission.register(registry, operator_user)
+        admission.register_schedule_validation(registry, options.allow_second_schedules)
     return registry
 
 
