@@ -2,7 +2,8 @@
 
 `Pass` is the only mutable thing in the planner: `koos.engine.steps.advance` creates one per
 call, the step modules (`steps`, `run_step`, `approve_step`) record into it, and it never
-outlives the call. `Progress` is what the pass hands back to `koos.engine.execution`.
+outlives the call. The pass hands back a `Plan` (without commands) to
+`koos.engine.execution`.
 
 Invariants: a step's record is replaced, never mutated (`Pass.set` builds a new model), and
 every message written into a record is at most `MESSAGE_LIMIT` characters. A step that
@@ -17,22 +18,11 @@ from typing import Any
 
 from koos.api.execution import ExecutionStatus, StepStatus
 from koos.api.template import Step
-from koos.engine.facts import EventSpec, ExecutionSnapshot
+from koos.engine.facts import ExecutionSnapshot
 from koos.engine.timefmt import rfc3339
 
 SETTLED = ("Succeeded", "Failed", "Skipped", "Cancelled")
 MESSAGE_LIMIT = 512
-
-
-@dataclass
-class Progress:
-    status: ExecutionStatus
-    create_jobs: tuple[dict[str, Any], ...] = ()
-    delete_jobs: tuple[str, ...] = ()
-    create_approvals: tuple[dict[str, Any], ...] = ()
-    cancel_approvals: tuple[str, ...] = ()
-    event: EventSpec | None = None
-    wake_at: datetime | None = None
 
 
 @dataclass

@@ -9,7 +9,7 @@ left stays Running with a retryTime, and every attempt is a new Job.
 This module holds the pass itself: dispatch of Pending and Running steps, `when`, sleep steps,
 cancellation and aborts, stray Jobs, and the pass's one Event. Run steps live in
 `koos.engine.run_step`, approve steps in `koos.engine.approve_step`, and the pass's working
-state (`Pass`, `Progress`, `context`) in `koos.engine.progress`; their public names are
+state (`Pass`, `context`) in `koos.engine.progress`; their public names are
 re-exported here.
 """
 
@@ -22,12 +22,11 @@ from koos.api.template import Step
 from koos.engine import expressions
 from koos.engine.approve_step import ask, awaiting
 from koos.engine.durations import parse_duration
-from koos.engine.facts import EventSpec, ExecutionSnapshot
+from koos.engine.facts import EventSpec, ExecutionSnapshot, Plan
 from koos.engine.progress import (
     MESSAGE_LIMIT,
     SETTLED,
     Pass,
-    Progress,
     context,
     fail,
     short,
@@ -40,7 +39,6 @@ __all__ = [
     "MESSAGE_LIMIT",
     "SETTLED",
     "TIMEOUT_GRACE",
-    "Progress",
     "advance",
     "context",
     "failure",
@@ -49,7 +47,7 @@ __all__ = [
 ]
 
 
-def advance(snapshot: ExecutionSnapshot, status: ExecutionStatus, now: datetime) -> Progress:
+def advance(snapshot: ExecutionSnapshot, status: ExecutionStatus, now: datetime) -> Plan:
     assert status.template is not None
     spec = status.template.spec
     records = {s.name: s for s in status.steps or []}
@@ -76,7 +74,7 @@ def advance(snapshot: ExecutionSnapshot, status: ExecutionStatus, now: datetime)
             break
     _delete_strays(work)
     ordered = [work.records[s.name] for s in spec.all_steps()]
-    return Progress(
+    return Plan(
         status=status.model_copy(update={"steps": ordered}),
         create_jobs=tuple(work.creates),
         delete_jobs=tuple(work.deletes),

@@ -37,7 +37,7 @@ from koos.handlers import metrics
 from koos.handlers.notify import Notifier
 from koos.handlers.queue import WorkQueue
 from koos.k8s.apply import merge_diff, post_object_event
-from koos.k8s.client import Kube, KubeError, custom_path
+from koos.k8s.client import Kube, custom_path
 
 log = logging.getLogger("koos.approval")
 
@@ -57,12 +57,9 @@ class ApprovalController:
 
     async def reconcile(self, key: Any) -> datetime | None:
         namespace, name = str(key[0]), str(key[1])
-        try:
-            body = await self.kube.get(custom_path("approvals", namespace, name))
-        except KubeError as error:
-            if error.code == 404:
-                return None
-            raise
+        body = await self.kube.find(custom_path("approvals", namespace, name))
+        if body is None:
+            return None
         meta = body.get("metadata") or {}
         try:
             spec = ApprovalSpec.model_validate(body.get("spec") or {})

@@ -81,12 +81,9 @@ class ScheduleController:
 
     async def reconcile(self, key: Any) -> datetime | None:
         namespace, name = str(key[0]), str(key[1])
-        try:
-            body = await self.kube.get(custom_path("schedules", namespace, name))
-        except KubeError as error:
-            if error.code == 404:
-                return None
-            raise
+        body = await self.kube.find(custom_path("schedules", namespace, name))
+        if body is None:
+            return None
         meta = body.get("metadata") or {}
         spec: ScheduleSpec | None
         try:
@@ -120,13 +117,7 @@ class ScheduleController:
         return plan.wake_at
 
     async def _template_exists(self, namespace: str, template: str) -> bool:
-        try:
-            await self.kube.get(custom_path("templates", namespace, template))
-        except KubeError as error:
-            if error.code == 404:
-                return False
-            raise
-        return True
+        return await self.kube.find(custom_path("templates", namespace, template)) is not None
 
     async def _apply(
         self,

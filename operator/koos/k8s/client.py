@@ -124,6 +124,15 @@ class Kube:
     async def get(self, path: str) -> dict[str, Any]:
         return await self.request("GET", path)
 
+    async def find(self, path: str) -> dict[str, Any] | None:
+        """GET, with None for an object that does not exist."""
+        try:
+            return await self.request("GET", path)
+        except KubeError as error:
+            if error.code == 404:
+                return None
+            raise
+
     async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self.request("POST", path, body=body)
 

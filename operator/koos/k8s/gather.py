@@ -110,12 +110,9 @@ async def gather_execution(
     jobs: Iterable[Mapping[str, Any]],
     pods_of: Callable[[str], Iterable[Mapping[str, Any]]],
 ) -> ExecutionSnapshot | None:
-    try:
-        body = await kube.get(custom_path("executions", namespace, name))
-    except KubeError as error:
-        if error.code == 404:
-            return None
-        raise
+    body = await kube.find(custom_path("executions", namespace, name))
+    if body is None:
+        return None
     meta = body.get("metadata") or {}
     spec: ExecutionSpec | None
     try:
@@ -164,12 +161,9 @@ async def gather_execution(
 
 
 async def gather_approval(kube: Kube, namespace: str, name: str) -> ApprovalFacts | None:
-    try:
-        body = await kube.get(custom_path("approvals", namespace, name))
-    except KubeError as error:
-        if error.code == 404:
-            return None
-        raise
+    body = await kube.find(custom_path("approvals", namespace, name))
+    if body is None:
+        return None
     status = body.get("status") or {}
     decisions = status.get("decisions") or []
     return ApprovalFacts(
@@ -182,12 +176,9 @@ async def gather_approval(kube: Kube, namespace: str, name: str) -> ApprovalFact
 
 
 async def gather_template(kube: Kube, namespace: str, name: str) -> TemplateFacts | None:
-    try:
-        body = await kube.get(custom_path("templates", namespace, name))
-    except KubeError as error:
-        if error.code == 404:
-            return None
-        raise
+    body = await kube.find(custom_path("templates", namespace, name))
+    if body is None:
+        return None
     meta = body.get("metadata") or {}
     try:
         spec: TemplateSpec | None = TemplateSpec.model_validate(body.get("spec") or {})
