@@ -139,7 +139,14 @@ def register(registry: kopf.OperatorRegistry, controller: ExecutionController) -
             controller.queue.add((namespace, owner))
 
     @kopf.on.event("", "v1", "pods", labels=OWNED, id="koos-pod", registry=registry)
-    async def pod_changed(namespace: str | None, labels: Any, **kwargs: Any) -> None:
+    async def pod_changed(
+        namespace: str | None, labels: Any, body: kopf.Body, **kwargs: Any
+    ) -> None:
+        # Only a Pod that ended or was disrupted can change a decision; the Job's own
+        # events cover the rest (and most Pod updates are scheduling and readiness).
+        pod = compact_pod(body)
+        if pod["phase"] not in ("Succeeded", "Failed") and not pod["disruption"]:
+            return
         job = labels.get("batch.kubernetes.io/job-name") or labels.get("job-name")
         for owner in kwargs["execution_of_job"].get((namespace, job), ()):
             controller.queue.add((namespace, owner))
