@@ -41,6 +41,7 @@ demo: install
 bench: install
 	$(BIN)/python bench/sandbox_requests.py --write bench/results/sandbox-requests.md
 	$(BIN)/python bench/operator_latency.py --write bench/results/operator-latency.md
+	$(BIN)/python bench/schedule_fires.py --write bench/results/schedule-fires.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -51,7 +51,10 @@ async def test_the_quickstart_runs_to_success_with_outputs(koos: Koos) -> None:
     await koos.apply((QUICKSTART / "execution.yaml").read_text())
     done = await koos.finished("quickstart-1")
     status = done["status"]
-    assert status["phase"] == "Succeeded", status
+    assert status["phase"] == "Succeeded", (
+        status["message"],
+        [(s["name"], s["phase"], s.get("reason"), s.get("message")) for s in status["steps"]],
+    )
     assert status["outputs"] == {"verdict": "healthy", "batch": "checkout-check"}
     assert status["progress"] == "5/5"
     assert [s["phase"] for s in status["steps"]] == ["Succeeded"] * 5
