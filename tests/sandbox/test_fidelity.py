@@ -190,3 +190,30 @@ async def test_a_crd_deleted_in_the_foreground_takes_its_kind_along(
 
     await async_wait_for(forgotten, what="the CRD's kind to leave discovery")
     assert asandbox.store.items(("demo.koos.io", "greetings")) == []
+
+
+async def test_the_all_namespaces_path_only_lists_and_watches(
+    http: aiohttp.ClientSession,
+) -> None:
+    async with http.post("/api/v1/configmaps", json={"metadata": {"name": "x"}}) as r:
+        assert r.status == 405
+        assert (await r.json())["reason"] == "MethodNotAllowed"
+    async with http.get("/api/v1/configmaps") as r:
+        assert r.status == 200
+
+
+async def test_deleting_a_namespace_is_one_write(
+    asandbox: Sandbox, http: aiohttp.ClientSession
+) -> None:
+    async with http.post("/api/v1/namespaces", json={"metadata": {"name": "gone-soon"}}) as r:
+        assert r.status == 201
+    events = []
+    asandbox.store.listeners.append(
+        lambda e: events.append(e) if e.obj["metadata"]["name"] == "gone-soon" else None
+    )
+    async with http.delete("/api/v1/namespaces/gone-soon") as r:
+        assert r.status == 200
+    first = events[0]
+    assert first.type == "MODIFIED"
+    assert first.obj["status"]["phase"] == "Terminating"
+    assert "deletionTimestamp" in first.obj["metadata"]

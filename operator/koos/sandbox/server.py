@@ -204,6 +204,9 @@ class Server:
             raise fault
         if target.rt is None:
             return await self._virtual(request, user, target)
+        if target.rt.namespaced and not target.namespace and verb not in ("list", "watch"):
+            # The all-namespaces path of a namespaced resource only lists and watches.
+            raise errors.method_not_allowed()
         self.state.authz.check(
             user, verb, group, target.plural, target.namespace, target.name, target.subresource
         )

@@ -175,11 +175,19 @@ class Store:
         return new
 
     def mark_deleted(
-        self, rt: ResourceType, old: Obj, finalizers: list[str], grace: int = 0
+        self,
+        rt: ResourceType,
+        old: Obj,
+        finalizers: list[str],
+        grace: int = 0,
+        status: Obj | None = None,
     ) -> Obj:
-        """Set deletionTimestamp (and the given finalizers); the object stays until they
-        are all removed — and, with a grace period (Pods), until its kubelet removes it."""
+        """Set deletionTimestamp (and the given finalizers, and a new status in the same
+        write, as a Namespace's Terminating); the object stays until the finalizers are all
+        removed — and, with a grace period (Pods), until its kubelet removes it."""
         new = copy.deepcopy(old)
+        if status is not None:
+            new["status"] = status
         meta = new["metadata"]
         if "deletionTimestamp" not in meta:
             meta["deletionTimestamp"] = now_rfc3339()

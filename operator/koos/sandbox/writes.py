@@ -346,10 +346,7 @@ class Writes:
         if policy == "Orphan" and "orphan" not in finalizers:
             finalizers.append("orphan")
         if rt.key == ("", "namespaces"):
-            marked = copy.deepcopy(obj)
-            marked["status"] = {"phase": "Terminating"}
-            self.store.replace(rt, obj, marked)
-            return self.store.mark_deleted(rt, self.store.get(rt, namespace, name), finalizers)
+            return self.store.mark_deleted(rt, obj, finalizers, status={"phase": "Terminating"})
         grace = strategies.grace_period(rt, obj, options)
         if finalizers or grace:
             return self.store.mark_deleted(rt, obj, finalizers, grace)
