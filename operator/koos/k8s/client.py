@@ -1,26 +1,36 @@
-"""The one door to the API server: JSON requests over the `kubernetes` asyncio client.
+"""The one door to the API server: JSON requests over one shared aiohttp session.
 
-The typed methods of the generated client want their own models; koos builds plain dicts
-(the engine's manifests), so requests go through the client's configured transport (auth,
-TLS, proxy) with explicit paths and content types. Failures become `KubeError` with the
-Status code and reason, which callers sort into "not found", "conflict" and "transient".
+The `kubernetes` asyncio client's config loader fills a `Configuration` (in-cluster token
+file, or a kubeconfig's token, client certificate and CA data); koos builds plain dicts (the
+engine's manifests), so requests go straight through an aiohttp session set up from that
+Configuration exactly as the generated client sets up its own (TLS context, connection pool,
+bearer token with its refresh hook, proxy), with explicit paths and content types — without
+the generated client's per-request serialisation, and without looking up netrc and proxy
+settings from the environment for every request (`trust_env=False`, as kopf's own session).
+Failures become `KubeError` with the Status code and reason, which callers sort into
+"not found", "conflict" and "transient".
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import aiohttp
+from kubernetes.aio import __version__ as kubernetes_version
 from kubernetes.aio import config as kube_config
-from kubernetes.aio.client import ApiClient, Configuration
+from kubernetes.aio.client import Configuration
 
 from koos.api.constants import GROUP, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON = "application/json"
+USER_AGENT = f"OpenAPI-Generator/{kubernetes_version}/python"  # as the generated client
+TIMEOUT = aiohttp.ClientTimeout(total=5 * 60)  # as the generated client
 
 
 class KubeError(Exception):
@@ -54,10 +64,26 @@ def event_path(namespace: str) -> str:
     return f"/api/v1/namespaces/{quote(namespace)}/events"
 
 
+def ssl_context(configuration: Configuration) -> ssl.SSLContext:
+    """The TLS context the generated client builds from the same Configuration."""
+    context = ssl.create_default_context(
+        cafile=configuration.ssl_ca_cert, cadata=configuration.ca_cert_data
+    )
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file)
+    if not configuration.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if configuration.disable_strict_ssl_verification:
+        context.verify_flags &= ~ssl.VERIFY_X509_STRICT
+    return context
+
+
 @dataclass
 class Kube:
-    api: ApiClient
+    configuration: Configuration
     observe: Callable[[str, int], None] | None = None  # (HTTP method, status) per request
+    session: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
 
     @classmethod
     async def connect(cls, kubeconfig: str | None = None, context: str | None = None) -> Kube:
@@ -73,14 +99,28 @@ class Kube:
             await kube_config.load_kube_config(
                 config_file=kubeconfig, context=context, client_configuration=configuration
             )
-        return cls(ApiClient(configuration))
+        return cls(configuration)
 
-    @property
-    def configuration(self) -> Configuration:
-        return self.api.configuration
+    def _session(self) -> aiohttp.ClientSession:
+        """One session (and connection pool) for every request, made on first use so that
+        it belongs to the running loop."""
+        if self.session is None:
+            cfg = self.configuration
+            limit_per_host = getattr(cfg, "tcp_connector_limit_per_host", None)
+            connector = aiohttp.TCPConnector(
+                limit=cfg.connection_pool_maxsize,
+                ssl=ssl_context(cfg),
+                **({"limit_per_host": limit_per_host} if limit_per_host is not None else {}),
+            )
+            self.session = aiohttp.ClientSession(
+                connector=connector, trust_env=False, read_bufsize=2**21, timeout=TIMEOUT
+            )
+        return self.session
 
     async def close(self) -> None:
-        await self.api.close()
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
 
     async def request(
         self,
@@ -91,16 +131,28 @@ class Kube:
         query: Mapping[str, str] | None = None,
         content_type: str = JSON,
     ) -> dict[str, Any]:
-        url = path + (f"?{urlencode(dict(query))}" if query else "")
-        headers = {"Accept": JSON}
+        cfg = self.configuration
+        url = cfg.host + path + (f"?{urlencode(dict(query))}" if query else "")
+        headers = {"Accept": JSON, "User-Agent": USER_AGENT, "Content-Type": JSON}
         if body is not None:
             headers["Content-Type"] = content_type
+        extra: dict[str, Any] = {}
+        if cfg.tls_server_name:
+            extra["server_hostname"] = cfg.tls_server_name
+        if cfg.proxy:
+            extra["proxy"] = cfg.proxy
+        if cfg.proxy_headers:
+            extra["proxy_headers"] = cfg.proxy_headers
         try:
-            method, full_url, headers, data, _ = await self.api.param_serialize(
-                method, url, header_params=headers, body=body, auth_settings=["BearerToken"]
-            )
-            response = await self.api.call_api(method, full_url, headers, data)
-            raw = await response.read()
+            # The refresh hook (in-cluster: the rotated token file) runs as before.
+            token = await cfg.get_api_key_with_prefix("BearerToken", alias="authorization")
+            if token:
+                headers["authorization"] = token
+            data = json.dumps(body).encode() if body is not None else None
+            async with self._session().request(
+                method, url, headers=headers, data=data, **extra
+            ) as response:
+                raw = await response.read()
         except KubeError:
             raise
         except Exception as exc:  # connection refused, reset, timeout: all transient
@@ -113,7 +165,7 @@ class Kube:
         payload: dict[str, Any] = json.loads(raw) if raw else {}
         if 200 <= status < 300:
             return payload
-        retry_after = response.getheader("Retry-After")
+        retry_after = response.headers.get("Retry-After")
         raise KubeError(
             status,
             str(payload.get("reason", "")),
