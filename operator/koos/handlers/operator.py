@@ -41,6 +41,20 @@ class Options:
     allow_second_schedules: bool = False  # tests only: 6-field cron with seconds
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """koos registers no create/update/delete handlers (only watches, indexes, webhooks), so
+    no diff base is ever needed: building one would deep-copy every event's body."""
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        return {}
+
+    def fetch(self, *, body: Any) -> Any:
+        return None
+
+    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
+        return None
+
+
 def build_registry(
     options: Options,
     kube: Kube,
@@ -57,9 +71,7 @@ def build_registry(
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
             prefix=GROUP, v1=False
         )
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=GROUP, key="last-handled", v1=False
-        )
+        settings.persistence.diffbase_storage = NoDiffBase()
         settings.posting.enabled = False  # koos posts its own Events, one per transition
         settings.scanning.disabled = True
         settings.watching.label_selectors["batch/v1/jobs"] = SELECTOR
