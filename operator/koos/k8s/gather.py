@@ -19,7 +19,7 @@ from koos.api.template import TemplateSpec
 from koos.engine.facts import ApprovalFacts, ExecutionSnapshot, JobFacts, TemplateFacts
 from koos.engine.template import problems_from_pydantic
 from koos.engine.timefmt import parse_rfc3339
-from koos.k8s.client import Kube, KubeError, custom_path, job_path
+from koos.k8s.client import Kube, custom_path, job_path
 
 STEP_CONTAINER = "step"
 DISRUPTIONS = {
@@ -127,16 +127,22 @@ async def gather_execution(
     template = None
     if status.template is None and spec is not None:
         template = await gather_template(kube, namespace, spec.template_ref.name)
-    facts = {str(job["name"]): job_facts(job, pods_of(str(job["name"]))) for job in jobs}
+    known_jobs = {str(job["name"]): job for job in jobs}
     for record in status.steps or []:
-        if record.phase == "Running" and record.job_name and record.job_name not in facts:
-            try:
-                found = compact_job(await kube.get(job_path(namespace, record.job_name)))
-            except KubeError as error:
-                if error.code != 404:
-                    raise
-                continue
-            facts[record.job_name] = job_facts(found, pods_of(record.job_name))
+        if record.phase == "Running" and record.job_name and record.job_name not in known_jobs:
+            found = await kube.find(job_path(namespace, record.job_name))
+            if found is not None:
+                known_jobs[record.job_name] = compact_job(found)
+    running = {r.job_name for r in status.steps or [] if r.phase == "Running" and r.job_name}
+    facts = {}
+    for job_name, job in known_jobs.items():
+        pods = list(pods_of(job_name))
+        ended_unseen = _ended(job) and not any(p.get("exitCode") is not None for p in pods)
+        if job_name in running and ended_unseen:
+            # Watches of Jobs and Pods are separate streams: the Job may say it ended before
+            # its Pod's final state (the step's output) reached the index. Read the Pods.
+            pods = list(await list_pods(kube, namespace, job_name))
+        facts[job_name] = job_facts(job, pods)
     approvals = {}
     for record in status.steps or []:
         if record.phase == "Running" and record.approval:
@@ -158,6 +164,22 @@ async def gather_execution(
         approvals=approvals,
         creator=(meta.get("annotations") or {}).get(ANNOTATION_CREATED_BY),
     )
+
+
+def _ended(job: Mapping[str, Any]) -> bool:
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in job.get("conditions") or []
+    )
+
+
+async def list_pods(kube: Kube, namespace: str, job: str) -> list[dict[str, Any]]:
+    found = await kube.request(
+        "GET",
+        f"/api/v1/namespaces/{namespace}/pods",
+        query={"labelSelector": f"batch.kubernetes.io/job-name={job}"},
+    )
+    return [compact_pod(pod) for pod in found.get("items") or []]
 
 
 async def gather_approval(kube: Kube, namespace: str, name: str) -> ApprovalFacts | None:
