@@ -14,6 +14,8 @@ LABEL_STEP = f"{GROUP}/step"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
 
 ANNOTATION_CANCEL = f"{GROUP}/cancel"
+# On a step's Pods: the full name of their Execution.
+ANNOTATION_EXECUTION = f"{GROUP}/execution"
 # Stamped on an Execution at CREATE by the admission webhook, from the API server's userInfo.
 ANNOTATION_CREATED_BY = f"{GROUP}/created-by"
 # Written by approvers on an Approval; consumed by the admission webhook.

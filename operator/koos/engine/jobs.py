@@ -43,6 +43,7 @@ from pydantic import ValidationError
 
 from koos.api.common import KeySelector
 from koos.api.constants import (
+    ANNOTATION_EXECUTION,
     API_VERSION,
     LABEL_ATTEMPT,
     LABEL_EXECUTION,
@@ -158,7 +159,12 @@ def build_job(request: JobRequest) -> dict[str, Any]:
     job_spec: dict[str, Any] = {"backoffLimit": 0}
     if request.deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = request.deadline_seconds
-    job_spec["template"] = {"metadata": {"labels": dict(labels)}, "spec": pod_spec}
+    # The full Execution name (a label value may be shortened): how a Pod event finds its run.
+    annotations = {ANNOTATION_EXECUTION: request.execution}
+    job_spec["template"] = {
+        "metadata": {"labels": dict(labels), "annotations": annotations},
+        "spec": pod_spec,
+    }
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -17,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from koos.api.constants import GROUP, LABEL_MANAGED_BY, MANAGER, VERSION
+from koos.api.constants import ANNOTATION_EXECUTION, GROUP, LABEL_MANAGED_BY, MANAGER, VERSION
 from koos.api.execution import TERMINAL_PHASES
 from koos.engine import execution as planner
 from koos.engine.facts import ExecutionSnapshot, Plan
@@ -116,11 +116,6 @@ def register(registry: kopf.OperatorRegistry, controller: ExecutionController) -
         owner = execution_owner(body)
         return {(namespace, owner): compact_job(body)} if owner else None
 
-    @kopf.index("batch", "v1", "jobs", labels=OWNED, id="execution_of_job", registry=registry)
-    async def execution_of_job(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
-        owner = execution_owner(body)
-        return {(namespace, name): owner} if owner else None
-
     @kopf.index("", "v1", "pods", labels=OWNED, id="pods_by_job", registry=registry)
     async def pods_by_job(body: kopf.Body, namespace: str | None, labels: Any, **_: Any) -> Any:
         job = labels.get("batch.kubernetes.io/job-name") or labels.get("job-name")
@@ -147,8 +142,8 @@ def register(registry: kopf.OperatorRegistry, controller: ExecutionController) -
         pod = compact_pod(body)
         if pod["phase"] not in ("Succeeded", "Failed") and not pod["disruption"]:
             return
-        job = labels.get("batch.kubernetes.io/job-name") or labels.get("job-name")
-        for owner in kwargs["execution_of_job"].get((namespace, job), ()):
+        owner = (body.get("metadata") or {}).get("annotations", {}).get(ANNOTATION_EXECUTION)
+        if owner:
             controller.queue.add((namespace, owner))
 
 
