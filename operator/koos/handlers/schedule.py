@@ -74,10 +74,13 @@ class ScheduleController:
     kube: Kube
     allow_seconds: bool = False
     runs: Mapping[Any, Any] = field(default_factory=dict)  # kopf index: (ns, schedule) → runs
+    templates: Mapping[Any, Any] | None = None  # kopf index: (ns, template) → present
     queue: WorkQueue = field(init=False)
 
     def __post_init__(self) -> None:
-        self.queue = WorkQueue(self.reconcile, workers=8)
+        # Many fires fall due at once (every Schedule at midnight): their reconciles are
+        # mostly waiting on requests, so they overlap well.
+        self.queue = WorkQueue(self.reconcile, workers=128)
 
     async def reconcile(self, key: Any) -> datetime | None:
         namespace, name = str(key[0]), str(key[1])
@@ -117,6 +120,8 @@ class ScheduleController:
         return plan.wake_at
 
     async def _template_exists(self, namespace: str, template: str) -> bool:
+        if self.templates is not None:  # kopf's index of Templates: no request per fire
+            return (namespace, template) in self.templates
         return await self.kube.find(custom_path("templates", namespace, template)) is not None
 
     async def _apply(
@@ -202,9 +207,14 @@ def register(registry: kopf.OperatorRegistry, controller: ScheduleController) ->
         )
         return {(namespace, template): name} if template else None
 
+    @kopf.index(GROUP, VERSION, "templates", id="templates_present", registry=registry)
+    async def templates_present(namespace: str | None, name: str, **_: Any) -> Any:
+        return {(namespace, name): True}
+
     @kopf.on.event(GROUP, VERSION, "schedules", id="koos-schedule", registry=registry)
     async def schedule_changed(namespace: str | None, name: str, **kwargs: Any) -> None:
         controller.runs = kwargs["runs_by_schedule"]
+        controller.templates = kwargs["templates_present"]
         controller.queue.add((namespace, name))
 
     @kopf.on.event(
