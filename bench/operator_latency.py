@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import math
 import os
 import platform
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -36,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
+from benchlib import client, percentile
 
 from koos.sandbox.app import SandboxThread
 from koos.sandbox.audit import summarize
@@ -133,14 +130,6 @@ def execution(name: str) -> dict[str, Any]:
     }
 
 
-def client(kubeconfig: Path) -> tuple[str, str, ssl.SSLContext]:
-    config = yaml.safe_load(kubeconfig.read_text())
-    cluster = config["clusters"][0]["cluster"]
-    ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
-    token = config["users"][0]["user"]["token"]
-    return cluster["server"], token, ssl.create_default_context(cadata=ca)
-
-
 async def create_all(
     kubeconfig: Path,
     steps: int,
@@ -172,12 +161,6 @@ async def create_all(
         started = time.perf_counter()
         await asyncio.gather(*(create(i) for i in range(count)))
         return time.perf_counter() - started
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest rank."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 def ms(seconds: float) -> str:

@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import math
 import os
 import platform
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -42,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
+from benchlib import client, percentile
 
 from koos.sandbox.app import SandboxThread
 from koos.sandbox.audit import summarize
@@ -161,14 +159,6 @@ def cron_at(fire: float) -> str:
     return f"{at.minute} {at.hour} * * *"
 
 
-def client(kubeconfig: Path) -> tuple[str, str, ssl.SSLContext]:
-    config = yaml.safe_load(kubeconfig.read_text())
-    cluster = config["clusters"][0]["cluster"]
-    ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
-    token = config["users"][0]["user"]["token"]
-    return cluster["server"], token, ssl.create_default_context(cadata=ca)
-
-
 @dataclass
 class Setup:
     fire: float = 0.0
@@ -207,12 +197,6 @@ async def create_all(
         setup.create_seconds = time.perf_counter() - started
         if await asyncio.to_thread(recorder.settled.wait, max(0.0, setup.fire - time.time())):
             setup.settled_before = setup.fire - time.time()
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest rank."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 def seconds(value: float) -> str:
