@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from koos.sandbox import protobuf_fields as vocab
 from koos.sandbox import protobuf_schema as schema
 from koos.sandbox.errors import ApiError
 from koos.sandbox.protobuf import (
@@ -1319,19 +1320,19 @@ def test_tables_are_consistent() -> None:
     for name, fields in schema.MESSAGES.items():
         numbers = [field.number for field in fields]
         assert len(numbers) == len(set(numbers)), name
-        assert [field.json for field in fields if field.presence != schema.INLINE], name
+        assert [field.json for field in fields if field.presence != vocab.INLINE], name
         assert len(_json_names(name)) == len(set(_json_names(name))), name
         for field in fields:
-            if field.kind == schema.MESSAGE:
+            if field.kind == vocab.MESSAGE:
                 assert field.type in schema.MESSAGES, (name, field)
             else:
                 assert not field.type, (name, field)
-            if field.shape != schema.SINGLE:
-                assert field.presence in (schema.OPT, schema.REQ), (name, field)
-            if field.presence == schema.INLINE:
-                assert field.kind == schema.MESSAGE and field.shape == schema.SINGLE
-            if field.presence == schema.OPT and field.shape == schema.SINGLE:
-                assert field.kind in schema.SCALARS, (name, field)
+            if field.shape != vocab.SINGLE:
+                assert field.presence in (vocab.OPT, vocab.REQ), (name, field)
+            if field.presence == vocab.INLINE:
+                assert field.kind == vocab.MESSAGE and field.shape == vocab.SINGLE
+            if field.presence == vocab.OPT and field.shape == vocab.SINGLE:
+                assert field.kind in vocab.SCALARS, (name, field)
     for table in schema.KINDS.values():
         assert table in schema.MESSAGES
     for table in schema.MESSAGES:
@@ -1341,14 +1342,14 @@ def test_tables_are_consistent() -> None:
 def _assert_acyclic(table: str, path: tuple[str, ...]) -> None:
     assert table not in path, " -> ".join((*path, table))
     for field in schema.MESSAGES[table]:
-        if field.kind == schema.MESSAGE:
+        if field.kind == vocab.MESSAGE:
             _assert_acyclic(field.type, (*path, table))
 
 
 def _json_names(table: str) -> list[str]:
     names: list[str] = []
     for field in schema.MESSAGES[table]:
-        if field.presence == schema.INLINE:
+        if field.presence == vocab.INLINE:
             names += _json_names(field.type)
         else:
             names.append(field.json)
@@ -1365,17 +1366,17 @@ def encode(table: str, obj: dict[str, Any]) -> bytes:
     """A protobuf encoder driven by the same tables, for round trips."""
     out = bytearray()
     for field in schema.MESSAGES[table]:
-        if field.presence == schema.INLINE:
+        if field.presence == vocab.INLINE:
             out += L(field.number, encode(field.type, obj))
             continue
         value = obj.get(field.json)
         if value is None:
             continue
-        if field.shape == schema.LIST:
+        if field.shape == vocab.LIST:
             for item in value:
                 out += _encode_value(field, item)
-        elif field.shape == schema.MAP:
-            entry_value = replace(field, number=2, shape=schema.SINGLE)
+        elif field.shape == vocab.MAP:
+            entry_value = replace(field, number=2, shape=vocab.SINGLE)
             for key, item in value.items():
                 out += L(field.number, L(1, key) + _encode_value(entry_value, item))
         else:
@@ -1383,29 +1384,29 @@ def encode(table: str, obj: dict[str, Any]) -> bytes:
     return bytes(out)
 
 
-def _encode_value(field: schema.Field, value: Any) -> bytes:
+def _encode_value(field: vocab.Field, value: Any) -> bytes:
     number, kind = field.number, field.kind
-    if kind in (schema.INT32, schema.INT64):
+    if kind in (vocab.INT32, vocab.INT64):
         return V(number, value)
-    if kind == schema.BOOL:
+    if kind == vocab.BOOL:
         return V(number, int(value))
-    if kind == schema.STRING:
+    if kind == vocab.STRING:
         return L(number, value)
-    if kind == schema.BYTES:
+    if kind == vocab.BYTES:
         return L(number, base64.b64decode(value))
-    if kind == schema.MESSAGE:
+    if kind == vocab.MESSAGE:
         return L(number, encode(field.type, value))
-    if kind == schema.TIME:
+    if kind == vocab.TIME:
         return L(number, V(1, seconds(value)))
-    if kind == schema.QUANTITY:
+    if kind == vocab.QUANTITY:
         return L(number, L(1, value))
-    if kind == schema.INT_OR_STRING:
+    if kind == vocab.INT_OR_STRING:
         if isinstance(value, str):
             return L(number, V(1, 1) + L(3, value))
         return L(number, V(1, 0) + V(2, value))
-    if kind == schema.FIELDS_V1:
+    if kind == vocab.FIELDS_V1:
         return L(number, L(1, json.dumps(value)))
-    if kind == schema.STRING_LIST:
+    if kind == vocab.STRING_LIST:
         return L(number, b"".join(L(1, item) for item in value))
     raise AssertionError(kind)
 
@@ -1414,40 +1415,40 @@ def _sample(table: str) -> dict[str, Any]:
     """Every field of a table set to a non-zero value, as the decoder prints it."""
     out: dict[str, Any] = {}
     for field in schema.MESSAGES[table]:
-        if field.presence == schema.INLINE:
+        if field.presence == vocab.INLINE:
             out.update(_sample(field.type))
-        elif field.shape == schema.LIST:
+        elif field.shape == vocab.LIST:
             out[field.json] = [_sample_value(field, 0), _sample_value(field, 1)]
-        elif field.shape == schema.MAP:
+        elif field.shape == vocab.MAP:
             out[field.json] = {"a": _sample_value(field, 0), "b": _sample_value(field, 1)}
         else:
             out[field.json] = _sample_value(field, 0)
     return out
 
 
-def _sample_value(field: schema.Field, index: int) -> Any:
+def _sample_value(field: vocab.Field, index: int) -> Any:
     kind = field.kind
-    if kind == schema.STRING:
+    if kind == vocab.STRING:
         return f"{field.json}-{field.number}-{index}"
-    if kind == schema.INT32:
+    if kind == vocab.INT32:
         return -(field.number + index)  # negative int32s travel as 10-byte varints
-    if kind == schema.INT64:
+    if kind == vocab.INT64:
         return field.number * 10**12 + index
-    if kind == schema.BOOL:
+    if kind == vocab.BOOL:
         return True
-    if kind == schema.BYTES:
+    if kind == vocab.BYTES:
         return base64.b64encode(bytes([0, 255, index])).decode()
-    if kind == schema.MESSAGE:
+    if kind == vocab.MESSAGE:
         return _sample(field.type)
-    if kind == schema.TIME:
+    if kind == vocab.TIME:
         return (T1, T2)[index]
-    if kind == schema.QUANTITY:
+    if kind == vocab.QUANTITY:
         return ("250m", "1Gi")[index]
-    if kind == schema.INT_OR_STRING:
+    if kind == vocab.INT_OR_STRING:
         return ("25%", 3)[index]
-    if kind == schema.FIELDS_V1:
+    if kind == vocab.FIELDS_V1:
         return {"f:metadata": {"f:labels": {}}}
-    if kind == schema.STRING_LIST:
+    if kind == vocab.STRING_LIST:
         return ["x", str(index)]
     raise AssertionError(kind)
 

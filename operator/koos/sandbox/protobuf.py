@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from koos.sandbox.errors import ApiError
-from koos.sandbox.protobuf_schema import (
+from koos.sandbox.protobuf_fields import (
     BOOL,
     BYTES,
     FIELDS_V1,
@@ -45,11 +45,9 @@ from koos.sandbox.protobuf_schema import (
     INT32,
     INT64,
     INT_OR_STRING,
-    KINDS,
     LIST,
     MAP,
     MESSAGE,
-    MESSAGES,
     OPT,
     PTR,
     PTR_REQ,
@@ -62,6 +60,10 @@ from koos.sandbox.protobuf_schema import (
     TIME,
     VARINTS,
     Field,
+)
+from koos.sandbox.protobuf_schema import (
+    KINDS,
+    MESSAGES,
     table_for,
 )
 
