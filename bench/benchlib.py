@@ -1,11 +1,16 @@
-"""What the benchmarks share: connecting to a sandbox from its kubeconfig, percentiles."""
+"""What the benchmarks share: the operator as a process, a client of the sandbox from its
+kubeconfig, percentiles."""
 
 from __future__ import annotations
 
 import base64
 import math
+import os
 import ssl
+import subprocess
+import sys
 from pathlib import Path
+from typing import IO
 
 import yaml
 
@@ -22,3 +27,23 @@ def percentile(values: list[float], p: float) -> float:
     """Nearest rank."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def start_operator(kubeconfig: Path, log: IO[str]) -> subprocess.Popen[bytes]:
+    """`koos operator` in a process of its own, as deployed: it must not share a CPU-bound
+    event loop with the sandbox."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "koos.cli.main",
+            "operator",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--metrics-port",
+            "0",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )

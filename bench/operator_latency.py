@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from benchlib import client, percentile
+from benchlib import client, percentile, start_operator
 
 from koos.sandbox.app import SandboxThread
 from koos.sandbox.audit import summarize
@@ -281,21 +281,7 @@ def main() -> int:
         log_path = Path(args.operator_log or Path(tmp) / "operator.log")
         mark = runner.run(sandbox.requests.mark)
         with open(log_path, "w") as log:
-            operator = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "koos.cli.main",
-                    "operator",
-                    "--kubeconfig",
-                    str(kubeconfig),
-                    "--metrics-port",
-                    "0",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+            operator = start_operator(kubeconfig, log)
         try:
             create_seconds = asyncio.run(
                 create_all(

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from benchlib import client, percentile
+from benchlib import client, percentile, start_operator
 
 from koos.sandbox.app import SandboxThread
 from koos.sandbox.audit import summarize
@@ -283,21 +283,7 @@ def main() -> int:
         kubeconfig = sandbox.write_kubeconfig(Path(tmp) / "kubeconfig")
         log_path = Path(args.operator_log or Path(tmp) / "operator.log")
         with open(log_path, "w") as log:
-            operator = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "koos.cli.main",
-                    "operator",
-                    "--kubeconfig",
-                    str(kubeconfig),
-                    "--metrics-port",
-                    "0",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+            operator = start_operator(kubeconfig, log)
         mark = 0
         try:
             asyncio.run(create_all(kubeconfig, args.schedules, args.lead, recorder, setup))
