@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import math
 import os
+import signal
 import ssl
 import subprocess
 import sys
@@ -32,8 +33,11 @@ def percentile(values: list[float], p: float) -> float:
 def start_operator(kubeconfig: Path, log: IO[str]) -> subprocess.Popen[bytes]:
     """`koos operator` in a process of its own, as deployed: it must not share a CPU-bound
     event loop with the sandbox."""
+    profile = os.environ.get("KOOS_BENCH_PROFILE")  # py-spy's collapsed stacks go to this file
+    spy = [str(Path(sys.executable).with_name("py-spy")), "record", "-r", "200", "-f", "raw"]
     return subprocess.Popen(
         [
+            *([*spy, "-o", profile, "--"] if profile else []),
             sys.executable,
             "-m",
             "koos.cli.main",
@@ -47,3 +51,13 @@ def start_operator(kubeconfig: Path, log: IO[str]) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+def stop_operator(operator: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (SIGINT under py-spy, which then writes its profile), then SIGKILL after 10 s."""
+    operator.send_signal(signal.SIGINT if os.environ.get("KOOS_BENCH_PROFILE") else signal.SIGTERM)
+    try:
+        operator.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        operator.kill()
+        operator.wait()

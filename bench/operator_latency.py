@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from benchlib import client, percentile, start_operator
+from benchlib import client, percentile, start_operator, stop_operator
 
 from koos.sandbox.app import SandboxThread
 from koos.sandbox.audit import summarize
@@ -303,12 +302,7 @@ def main() -> int:
             peak = peak_rss(operator.pid)
             cpu.append(Cpu.now(operator.pid))
             ended = time.monotonic()
-            operator.terminate()
-            try:
-                operator.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                operator.kill()
-                operator.wait()
+            stop_operator(operator)
             records = runner.run(sandbox.requests.since, mark)
             runner.stop()
         if error:

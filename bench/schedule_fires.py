@@ -28,7 +28,6 @@ import asyncio
 import math
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from benchlib import client, percentile, start_operator
+from benchlib import client, percentile, start_operator, stop_operator
 
 from koos.sandbox.app import SandboxThread
 from koos.sandbox.audit import summarize
@@ -303,12 +302,7 @@ def main() -> int:
             after = memory(operator.pid)
             cpu_after = cpu_seconds(operator.pid)
             ended = time.time()
-            operator.terminate()
-            try:
-                operator.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                operator.kill()
-                operator.wait()
+            stop_operator(operator)
             if mark:
                 records = runner.run(sandbox.requests.since, mark)
             runner.stop()

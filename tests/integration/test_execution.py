@@ -93,12 +93,13 @@ async def test_a_linear_run_costs_few_writes_and_nothing_while_waiting(koos: Koo
     changes: dict[str, float] = {}
 
     def watch_s2(event: Event) -> None:
-        # The last change of s2's Job or Pod before it ends, and the moment it ends.
+        # When s2's Job is created, and when its Pod ends.
         name = event.obj["metadata"]["name"]
-        if event.key in (("", "pods"), ("batch", "jobs")) and name.startswith("eco-1-s2"):
-            phase = event.obj.get("status", {}).get("phase")
-            if "ended" not in changes:
-                changes["ended" if phase == "Succeeded" else "changed"] = time.time()
+        if event.key == ("batch", "jobs") and name.startswith("eco-1-s2"):
+            changes.setdefault("created", time.time())
+        pod = event.key == ("", "pods") and name.startswith("eco-1-s2")
+        if pod and event.obj.get("status", {}).get("phase") == "Succeeded":
+            changes.setdefault("ended", time.time())
 
     koos.sandbox.store.listeners.append(watch_s2)
     await async_wait_for(
@@ -109,13 +110,14 @@ async def test_a_linear_run_costs_few_writes_and_nothing_while_waiting(koos: Koo
     await koos.apply(execution("eco-1", "five"))
 
     def settled_on_s2() -> bool:
-        # The operator has read the Execution after s2's last change: it is waiting now.
-        changed = changes.get("changed")
+        # The reconcile that started s2 has ended (its last request is the Event after the
+        # status write): the operator is waiting now, while s2's Job and Pod keep changing.
+        created = changes.get("created")
         return (
-            changed is not None
+            created is not None
             and "ended" not in changes
             and any(
-                r.verb == "get" and r.resource == "executions" and r.time > changed
+                r.verb == "create" and r.resource == "events" and r.time > created
                 for r in koos.sandbox.requests.since(mark)
             )
         )
@@ -132,6 +134,14 @@ async def test_a_linear_run_costs_few_writes_and_nothing_while_waiting(koos: Koo
     assert during == []  # watches only: no polling, no writes while a step runs
     writes = [r for r in koos.sandbox.requests.since(mark) if r.is_write and r.user == "admin"]
     assert len(writes) <= 3 * 5 + 4, [(r.verb, r.resource, r.subresource) for r in writes]
+    # One reconcile when it is created and one per ended Job: the echoes of the operator's
+    # own status writes and the Jobs' starts wake nothing.
+    reads = [
+        r
+        for r in koos.sandbox.requests.since(mark)
+        if r.verb == "get" and r.resource == "executions" and r.user == "admin"
+    ]
+    assert len(reads) == 1 + 5
 
 
 async def test_a_failed_attempt_is_retried_as_a_new_job(koos: Koos) -> None:

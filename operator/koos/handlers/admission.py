@@ -44,7 +44,7 @@ def register(registry: kopf.OperatorRegistry, operator_user: str) -> None:
         registry=registry,
         persistent=True,
     )
-    def stamp_creator(body: Any, userinfo: Any, patch: kopf.Patch, **_: Any) -> None:
+    async def stamp_creator(body: Any, userinfo: Any, patch: kopf.Patch, **_: Any) -> None:
         annotations = (body.get("metadata") or {}).get("annotations") or {}
         caller = str((userinfo or {}).get("username", ""))
         if ANNOTATION_CREATED_BY in annotations and caller != operator_user:
@@ -65,7 +65,7 @@ def register(registry: kopf.OperatorRegistry, operator_user: str) -> None:
         registry=registry,
         persistent=True,
     )
-    def keep_creator(userinfo: Any, **kwargs: Any) -> None:
+    async def keep_creator(userinfo: Any, **kwargs: Any) -> None:
         old, new = kwargs.get("old"), kwargs.get("new")
         before = ((old or {}).get("metadata") or {}).get("annotations") or {}
         after = ((new or {}).get("metadata") or {}).get("annotations") or {}
@@ -87,7 +87,7 @@ def register(registry: kopf.OperatorRegistry, operator_user: str) -> None:
         registry=registry,
         persistent=True,
     )
-    def validate(spec: Any, **_: Any) -> None:
+    async def validate(spec: Any, **_: Any) -> None:
         try:
             problems = [str(p) for p in validate_template(TemplateSpec.model_validate(dict(spec)))]
         except ValidationError as error:
@@ -106,7 +106,7 @@ def register_schedule_validation(registry: kopf.OperatorRegistry, allow_seconds:
         registry=registry,
         persistent=True,
     )
-    def validate_schedule(spec: Any, **_: Any) -> None:
+    async def validate_schedule(spec: Any, **_: Any) -> None:
         # A templateRef to nothing is not refused: the Template may come later (GitOps
         # applies in any order); the Schedule then says so in its Ready condition.
         try:

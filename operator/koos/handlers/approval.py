@@ -214,7 +214,7 @@ def register(
         registry=registry,
         persistent=True,
     )
-    def verify_decision(
+    async def verify_decision(
         name: str, namespace: str | None, userinfo: Any, patch: kopf.Patch, **kwargs: Any
     ) -> None:
         refuse_or_record(

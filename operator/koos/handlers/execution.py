@@ -1,10 +1,15 @@
 """Executions: kopf watches and indexes feed a work queue; each reconcile is
 gather → `engine.plan` → apply. No business rule lives here.
 
-kopf is used for what it is good at — watching (with server-side label selectors), indexes
-of the Jobs and Pods koos owns, login and probes — and none of its per-object bookkeeping:
-no finalizers, no progress annotations on Executions or Jobs. Every decision comes from the
+kopf is used for what it is good at — watching (with server-side label selectors), an index
+of the Jobs koos owns, login and probes — and none of its per-object bookkeeping: no
+finalizers, no progress annotations on Executions or Jobs. Every decision comes from the
 status and the children, so a restarted operator picks up where it was.
+
+Only events that can change a decision wake a reconcile: a Job that ended, is being deleted
+or is gone, and any change to an Execution except the echo of koos's own last write (the
+planner reaches a fixed point in one pass, so planning again from what it just wrote would
+do nothing).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 
 import kopf
 
-from koos.api.constants import ANNOTATION_EXECUTION, GROUP, LABEL_MANAGED_BY, MANAGER, VERSION
+from koos.api.constants import GROUP, LABEL_MANAGED_BY, MANAGER, VERSION
 from koos.api.execution import TERMINAL_PHASES
 from koos.engine import execution as planner
 from koos.engine.facts import ExecutionSnapshot, Plan
@@ -26,7 +31,7 @@ from koos.handlers import metrics
 from koos.handlers.queue import WorkQueue
 from koos.k8s.apply import NotOurs, apply_plan
 from koos.k8s.client import Kube, KubeError
-from koos.k8s.gather import compact_job, compact_pod, gather_execution
+from koos.k8s.gather import compact_job, ended, gather_execution
 
 log = logging.getLogger("koos.execution")
 OWNED = {LABEL_MANAGED_BY: MANAGER}
@@ -39,15 +44,36 @@ class ExecutionController:
     kube: Kube
     queue: WorkQueue = field(init=False)
     jobs: Mapping[Any, Any] = field(default_factory=dict)  # kopf index: (ns, execution) → jobs
-    pods: Mapping[Any, Any] = field(default_factory=dict)  # kopf index: (ns, job) → pods
     workers: int = 16
     active: set[tuple[str, str]] = field(default_factory=set)
+    # (ns, execution) → the resourceVersions koos's last reconcile of it wrote
+    written: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    # (ns, execution) → what woke it since its last reconcile (see `only_echoes`)
+    causes: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.queue = WorkQueue(self.reconcile, workers=self.workers)
 
+    def wake(self, key: tuple[str, str], cause: str) -> None:
+        """Queue a reconcile for `cause`: a resourceVersion of the Execution seen on the
+        watch, or a change of a child."""
+        self.causes.setdefault(key, set()).add(cause)
+        self.queue.add(key)
+
+    def only_echoes(self, key: tuple[str, str]) -> bool:
+        """Whether all that woke this key since its last reconcile is the echo of that
+        reconcile's own writes. Decided when the reconcile starts, not when the event
+        arrives: the watch may deliver a write's event before its response reaches us,
+        but a key is never reconciled twice at once, so by now that response is recorded.
+        A key woken by a timer, a retry or another controller has no cause and runs."""
+        causes = self.causes.pop(key, set())
+        return bool(causes) and causes <= set(self.written.get(key, ()))
+
     async def reconcile(self, key: Any) -> datetime | None:
         namespace, name = str(key[0]), str(key[1])
+        if self.only_echoes((namespace, name)):
+            metrics.RECONCILE_SKIPPED.inc()
+            return None
         with metrics.RECONCILE_SECONDS.time():
             try:
                 return await self._reconcile(namespace, name)
@@ -63,18 +89,15 @@ class ExecutionController:
 
     async def _reconcile(self, namespace: str, name: str) -> datetime | None:
         jobs = list(self.jobs.get((namespace, name), ()))
-
-        def pods_of(job: str) -> list[Any]:
-            return list(self.pods.get((namespace, job), ()))
-
-        snapshot = await gather_execution(self.kube, namespace, name, jobs, pods_of)
+        snapshot = await gather_execution(self.kube, namespace, name, jobs)
         if snapshot is None:
             self.active.discard((namespace, name))
+            self.written.pop((namespace, name), None)
             metrics.ACTIVE.set(len(self.active))
             return None
         now = datetime.now(UTC)
         plan = planner.plan(snapshot, now)
-        await apply_plan(self.kube, snapshot, plan)
+        self.written[(namespace, name)] = await apply_plan(self.kube, snapshot, plan)
         observe(snapshot, plan, now)
         # The gauge counts what this process sees, so it is right after a restart too.
         if plan.status.phase in TERMINAL_PHASES:
@@ -116,35 +139,28 @@ def register(registry: kopf.OperatorRegistry, controller: ExecutionController) -
         owner = execution_owner(body)
         return {(namespace, owner): compact_job(body)} if owner else None
 
-    @kopf.index("", "v1", "pods", labels=OWNED, id="pods_by_job", registry=registry)
-    async def pods_by_job(body: kopf.Body, namespace: str | None, labels: Any, **_: Any) -> Any:
-        job = labels.get("batch.kubernetes.io/job-name") or labels.get("job-name")
-        return {(namespace, job): compact_pod(body)} if job else None
-
     @kopf.on.event(GROUP, VERSION, "executions", id="koos-execution", registry=registry)
-    async def execution_changed(namespace: str | None, name: str, **kwargs: Any) -> None:
+    async def execution_changed(
+        type: str | None, body: kopf.Body, namespace: str | None, name: str, **kwargs: Any
+    ) -> None:
         # kopf hands every handler the indexes; keep them for the queue's workers.
-        controller.jobs, controller.pods = kwargs["jobs_by_execution"], kwargs["pods_by_job"]
-        controller.queue.add((namespace, name))
+        controller.jobs = kwargs["jobs_by_execution"]
+        key = (str(namespace), name)
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        controller.wake(key, "deleted" if type == "DELETED" or not version else str(version))
 
     @kopf.on.event("batch", "v1", "jobs", labels=OWNED, id="koos-job", registry=registry)
-    async def job_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+    async def job_changed(
+        type: str | None, body: kopf.Body, namespace: str | None, **_: Any
+    ) -> None:
+        # A Job koos just created, or whose Pod started, changes no decision: only an end,
+        # a deletion (by anyone) or its disappearance does.
+        job = compact_job(body)
+        if type != "DELETED" and not job["deleting"] and not ended(job):
+            return
         owner = execution_owner(body)
         if owner:
-            controller.queue.add((namespace, owner))
-
-    @kopf.on.event("", "v1", "pods", labels=OWNED, id="koos-pod", registry=registry)
-    async def pod_changed(
-        namespace: str | None, labels: Any, body: kopf.Body, **kwargs: Any
-    ) -> None:
-        # Only a Pod that ended or was disrupted can change a decision; the Job's own
-        # events cover the rest (and most Pod updates are scheduling and readiness).
-        pod = compact_pod(body)
-        if pod["phase"] not in ("Succeeded", "Failed") and not pod["disruption"]:
-            return
-        owner = (body.get("metadata") or {}).get("annotations", {}).get(ANNOTATION_EXECUTION)
-        if owner:
-            controller.queue.add((namespace, owner))
+            controller.wake((str(namespace), owner), "job")
 
 
 def execution_owner(body: Mapping[str, Any]) -> str | None:

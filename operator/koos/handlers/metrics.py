@@ -35,6 +35,11 @@ RECONCILE_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     registry=REGISTRY,
 )
+RECONCILE_SKIPPED = Counter(
+    "koos_reconcile_skipped_total",
+    "Reconciles of an Execution not run: all that woke it was the echo of koos's own write.",
+    registry=REGISTRY,
+)
 RECONCILE_ERRORS = Counter(
     "koos_reconcile_errors_total",
     "Reconciles that failed and were retried, by kind of error.",

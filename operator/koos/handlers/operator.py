@@ -1,5 +1,5 @@
 """Start the operator: kopf settings, login from the same credentials as our client,
-server-side label selectors for the Jobs and Pods koos owns, the work queue, metrics.
+a server-side label selector for the Jobs koos owns, the work queue, metrics.
 
 `run(options)` serves until `stop` is set (tests) or the process is signalled (`koos operator`).
 """
@@ -75,7 +75,6 @@ def build_registry(
         settings.posting.enabled = False  # koos posts its own Events, one per transition
         settings.scanning.disabled = True
         settings.watching.label_selectors["batch/v1/jobs"] = SELECTOR
-        settings.watching.label_selectors["v1/pods"] = SELECTOR
         settings.watching.connect_timeout = 30
         settings.networking.request_timeout = 60
         if options.fast_retries:

@@ -84,8 +84,9 @@ async def ensure_owned(
             raise NotOurs(manifest["metadata"]["name"]) from error
 
 
-async def apply_plan(kube: Kube, snapshot: ExecutionSnapshot, plan: Plan) -> bool:
-    """Carry out the plan; returns whether the status was written."""
+async def apply_plan(kube: Kube, snapshot: ExecutionSnapshot, plan: Plan) -> tuple[str, ...]:
+    """Carry out the plan; returns the resourceVersions of the Execution that its writes
+    made (none when nothing changed)."""
     namespace, name = snapshot.namespace, snapshot.name
     for manifest in plan.create_jobs:
         await ensure_job(kube, snapshot, manifest)
@@ -108,19 +109,26 @@ async def apply_plan(kube: Kube, snapshot: ExecutionSnapshot, plan: Plan) -> boo
                 raise
     old = snapshot.status.model_dump(mode="json", by_alias=True, exclude_none=True)
     diff = merge_diff(old, status_json(plan))
+    written: list[str] = []
     if diff is not None:
-        await kube.merge_patch(
+        patched = await kube.merge_patch(
             custom_path("executions", namespace, name, "status"),
             {"metadata": {"resourceVersion": snapshot.resource_version}, "status": diff},
         )
+        written.append(resource_version(patched))
     if plan.consume_annotations:
-        await kube.merge_patch(
+        patched = await kube.merge_patch(
             custom_path("executions", namespace, name),
             {"metadata": {"annotations": {key: None for key in plan.consume_annotations}}},
         )
+        written.append(resource_version(patched))
     if plan.event is not None:
         await post_event(kube, snapshot, plan.event.type, plan.event.reason, plan.event.message)
-    return diff is not None
+    return tuple(written)
+
+
+def resource_version(body: dict[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("resourceVersion") or "")
 
 
 async def post_event(

@@ -1,14 +1,17 @@
 """Gather the snapshot the planner decides on: the Execution as read now, its Template (only
 before the run starts), and the facts of its Jobs.
 
-Jobs and Pods come from the operator's in-memory indexes (filled by watches, no requests).
-A Job the status names but the index lacks may just not have arrived yet, so it is read
-once before the planner may call it lost: no step is failed on a stale cache.
+Jobs come from the operator's in-memory index (filled by a watch, no requests). A Job the
+status names but the index lacks may just not have arrived yet, so it is read once before
+the planner may call it lost: no step is failed on a stale cache. Pods are not watched (each
+makes several events in its short life, none of which changes a decision): when a running
+step's Job has ended, its Pods are listed once for the exit code, the output and any
+disruption.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -108,7 +111,6 @@ async def gather_execution(
     namespace: str,
     name: str,
     jobs: Iterable[Mapping[str, Any]],
-    pods_of: Callable[[str], Iterable[Mapping[str, Any]]],
 ) -> ExecutionSnapshot | None:
     body = await kube.find(custom_path("executions", namespace, name))
     if body is None:
@@ -136,12 +138,11 @@ async def gather_execution(
     running = {r.job_name for r in status.steps or [] if r.phase == "Running" and r.job_name}
     facts = {}
     for job_name, job in known_jobs.items():
-        pods = list(pods_of(job_name))
-        ended_unseen = _ended(job) and not any(p.get("exitCode") is not None for p in pods)
-        if job_name in running and ended_unseen:
-            # Watches of Jobs and Pods are separate streams: the Job may say it ended before
-            # its Pod's final state (the step's output) reached the index. Read the Pods.
-            pods = list(await list_pods(kube, namespace, job_name))
+        # A running step's Job that ended: its Pod holds the exit code, the output (the
+        # termination message) and any disruption. Pods are read then, not watched.
+        pods = (
+            await list_pods(kube, namespace, job_name) if job_name in running and ended(job) else []
+        )
         facts[job_name] = job_facts(job, pods)
     approvals = {}
     for record in status.steps or []:
@@ -166,10 +167,13 @@ async def gather_execution(
     )
 
 
-def _ended(job: Mapping[str, Any]) -> bool:
+ENDED = ("Complete", "Failed", "FailureTarget", "SuccessCriteriaMet")
+
+
+def ended(job: Mapping[str, Any]) -> bool:
+    """The Job reports an outcome (or, from Kubernetes 1.31, the outcome it is heading to)."""
     return any(
-        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-        for c in job.get("conditions") or []
+        c.get("type") in ENDED and c.get("status") == "True" for c in job.get("conditions") or []
     )
 
 
