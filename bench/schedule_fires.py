@@ -275,6 +275,8 @@ def main() -> int:
     before: dict[str, int] = {}
     after: dict[str, int] = {}
     cpu_before: float | None = None  # the operator's CPU seconds just before the fire
+    sandbox_before: float | None = None  # this process's (the sandbox's): before and after
+    sandbox_after: float | None = None
     cpu_after: float | None = None  # and at the end
     records: list[Any] = []
     ended = time.time()
@@ -291,6 +293,7 @@ def main() -> int:
             time.sleep(max(0.0, setup.fire - 0.5 - time.time()))
             before = memory(operator.pid)
             cpu_before = cpu_seconds(operator.pid)
+            sandbox_before = cpu_seconds(os.getpid())
             mark = runner.run(sandbox.requests.mark)
             if not recorder.done.wait(max(0.0, setup.fire + args.deadline - time.time())):
                 error = f"deadline of fire + {args.deadline:g} s passed"
@@ -301,6 +304,7 @@ def main() -> int:
         finally:
             after = memory(operator.pid)
             cpu_after = cpu_seconds(operator.pid)
+            sandbox_after = cpu_seconds(os.getpid())
             ended = time.time()
             stop_operator(operator)
             if mark:
@@ -344,6 +348,11 @@ def main() -> int:
         "operator CPU, fire - 0.5 s → end": f"{cpu_used} in {ended - setup.fire + 0.5:.1f} s"
         if setup.fire
         else "n/a",
+        "sandbox CPU (this process), fire - 0.5 s → end": (
+            f"{sandbox_after - sandbox_before:.1f} s"
+            if sandbox_before is not None and sandbox_after is not None
+            else "n/a"
+        ),
         "operator API requests, fire - 0.5 s → end": f"{len(records):,} ({writes:,} writes, "
         f"{sum(1 for r in records if r.code == 409)} conflicts)",
     }

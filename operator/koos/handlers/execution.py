@@ -28,7 +28,7 @@ from koos.engine import execution as planner
 from koos.engine.facts import ExecutionSnapshot, Plan
 from koos.engine.timefmt import parse_rfc3339
 from koos.handlers import metrics
-from koos.handlers.queue import WorkQueue
+from koos.handlers.queue import Echoes, WorkQueue
 from koos.k8s.apply import NotOurs, apply_plan
 from koos.k8s.client import Kube, KubeError
 from koos.k8s.gather import compact_job, ended, gather_execution
@@ -46,32 +46,15 @@ class ExecutionController:
     jobs: Mapping[Any, Any] = field(default_factory=dict)  # kopf index: (ns, execution) → jobs
     workers: int = 16
     active: set[tuple[str, str]] = field(default_factory=set)
-    # (ns, execution) → the resourceVersions koos's last reconcile of it wrote
-    written: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
-    # (ns, execution) → what woke it since its last reconcile (see `only_echoes`)
-    causes: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    echoes: Echoes = field(init=False)
 
     def __post_init__(self) -> None:
         self.queue = WorkQueue(self.reconcile, workers=self.workers)
-
-    def wake(self, key: tuple[str, str], cause: str) -> None:
-        """Queue a reconcile for `cause`: a resourceVersion of the Execution seen on the
-        watch, or a change of a child."""
-        self.causes.setdefault(key, set()).add(cause)
-        self.queue.add(key)
-
-    def only_echoes(self, key: tuple[str, str]) -> bool:
-        """Whether all that woke this key since its last reconcile is the echo of that
-        reconcile's own writes. Decided when the reconcile starts, not when the event
-        arrives: the watch may deliver a write's event before its response reaches us,
-        but a key is never reconciled twice at once, so by now that response is recorded.
-        A key woken by a timer, a retry or another controller has no cause and runs."""
-        causes = self.causes.pop(key, set())
-        return bool(causes) and causes <= set(self.written.get(key, ()))
+        self.echoes = Echoes(self.queue)
 
     async def reconcile(self, key: Any) -> datetime | None:
         namespace, name = str(key[0]), str(key[1])
-        if self.only_echoes((namespace, name)):
+        if self.echoes.only_echoes((namespace, name)):
             metrics.RECONCILE_SKIPPED.inc()
             return None
         with metrics.RECONCILE_SECONDS.time():
@@ -92,12 +75,12 @@ class ExecutionController:
         snapshot = await gather_execution(self.kube, namespace, name, jobs)
         if snapshot is None:
             self.active.discard((namespace, name))
-            self.written.pop((namespace, name), None)
+            self.echoes.forget((namespace, name))
             metrics.ACTIVE.set(len(self.active))
             return None
         now = datetime.now(UTC)
         plan = planner.plan(snapshot, now)
-        self.written[(namespace, name)] = await apply_plan(self.kube, snapshot, plan)
+        self.echoes.wrote((namespace, name), await apply_plan(self.kube, snapshot, plan))
         observe(snapshot, plan, now)
         # The gauge counts what this process sees, so it is right after a restart too.
         if plan.status.phase in TERMINAL_PHASES:
@@ -145,9 +128,7 @@ def register(registry: kopf.OperatorRegistry, controller: ExecutionController) -
     ) -> None:
         # kopf hands every handler the indexes; keep them for the queue's workers.
         controller.jobs = kwargs["jobs_by_execution"]
-        key = (str(namespace), name)
-        version = (body.get("metadata") or {}).get("resourceVersion")
-        controller.wake(key, "deleted" if type == "DELETED" or not version else str(version))
+        controller.echoes.wake_on_event((str(namespace), name), type, body)
 
     @kopf.on.event("batch", "v1", "jobs", labels=OWNED, id="koos-job", registry=registry)
     async def job_changed(
@@ -160,7 +141,7 @@ def register(registry: kopf.OperatorRegistry, controller: ExecutionController) -
             return
         owner = execution_owner(body)
         if owner:
-            controller.wake((str(namespace), owner), "job")
+            controller.echoes.wake((str(namespace), owner), "job")
 
 
 def execution_owner(body: Mapping[str, Any]) -> str | None:

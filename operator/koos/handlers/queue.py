@@ -16,8 +16,9 @@ import contextlib
 import heapq
 import logging
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from datetime import datetime
+from typing import Any
 
 log = logging.getLogger("koos.queue")
 
@@ -125,3 +126,38 @@ class WorkQueue:
                 if key in self._dirty:
                     self._dirty.discard(key)
                     self.add(key)
+
+
+class Echoes:
+    """Which wake-ups of a key are only the echo of the controller's own last write.
+
+    A controller records the resourceVersions its reconcile of a key wrote (`wrote`), and
+    what wakes the key (`wake`: a resourceVersion seen on the watch, or any other cause).
+    `only_echoes` is asked when the reconcile starts, not when the event arrives: the watch
+    may deliver a write's event before the write's response reaches the controller, but a
+    key is never reconciled twice at once, so by then that response is recorded. A key
+    woken by a timer, a retry or another controller has no recorded cause and runs.
+    """
+
+    def __init__(self, queue: WorkQueue) -> None:
+        self.queue = queue
+        self._written: dict[Key, tuple[str, ...]] = {}
+        self._causes: dict[Key, set[str]] = {}
+
+    def wake(self, key: Key, cause: str) -> None:
+        self._causes.setdefault(key, set()).add(cause)
+        self.queue.add(key)
+
+    def wake_on_event(self, key: Key, event_type: str | None, body: Mapping[str, Any]) -> None:
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        self.wake(key, str(version) if version and event_type != "DELETED" else "deleted")
+
+    def only_echoes(self, key: Key) -> bool:
+        causes = self._causes.pop(key, set())
+        return bool(causes) and causes <= set(self._written.get(key, ()))
+
+    def wrote(self, key: Key, versions: tuple[str, ...]) -> None:
+        self._written[key] = versions
+
+    def forget(self, key: Key) -> None:
+        self._written.pop(key, None)

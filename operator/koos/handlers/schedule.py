@@ -24,13 +24,14 @@ from koos.api.constants import (
     LABEL_SCHEDULE,
     VERSION,
 )
+from koos.api.execution import TERMINAL_PHASES
 from koos.api.schedule import ScheduleSpec, ScheduleStatus
 from koos.engine import schedule as cron
 from koos.engine.template import problems_from_pydantic
 from koos.engine.timefmt import parse_rfc3339
 from koos.handlers import metrics
-from koos.handlers.queue import WorkQueue
-from koos.k8s.apply import merge_diff, post_object_event
+from koos.handlers.queue import Echoes, WorkQueue
+from koos.k8s.apply import merge_diff, post_object_event, resource_version
 from koos.k8s.client import Kube, KubeError, custom_path
 
 log = logging.getLogger("koos.schedule")
@@ -76,16 +77,21 @@ class ScheduleController:
     runs: Mapping[Any, Any] = field(default_factory=dict)  # kopf index: (ns, schedule) → runs
     templates: Mapping[Any, Any] | None = None  # kopf index: (ns, template) → present
     queue: WorkQueue = field(init=False)
+    echoes: Echoes = field(init=False)
 
     def __post_init__(self) -> None:
         # Many fires fall due at once (every Schedule at midnight): their reconciles are
         # mostly waiting on requests, so they overlap well.
         self.queue = WorkQueue(self.reconcile, workers=128)
+        self.echoes = Echoes(self.queue)
 
     async def reconcile(self, key: Any) -> datetime | None:
         namespace, name = str(key[0]), str(key[1])
+        if self.echoes.only_echoes(key):
+            return None  # its next fire's wake-up is set already
         body = await self.kube.find(custom_path("schedules", namespace, name))
         if body is None:
+            self.echoes.forget(key)
             return None
         meta = body.get("metadata") or {}
         spec: ScheduleSpec | None
@@ -116,7 +122,7 @@ class ScheduleController:
             now=now,
             allow_seconds=self.allow_seconds,
         )
-        await self._apply(namespace, name, meta, status, plan)
+        self.echoes.wrote(key, await self._apply(namespace, name, meta, status, plan))
         return plan.wake_at
 
     async def _template_exists(self, namespace: str, template: str) -> bool:
@@ -131,7 +137,8 @@ class ScheduleController:
         meta: Mapping[str, Any],
         status: ScheduleStatus,
         plan: cron.SchedulePlan,
-    ) -> None:
+    ) -> tuple[str, ...]:
+        """Carry out the plan; returns the resourceVersion its status write made, if any."""
         for manifest in plan.create:
             try:
                 await self.kube.create(custom_path("executions", namespace), manifest)
@@ -160,11 +167,13 @@ class ScheduleController:
                     raise
         old = status.model_dump(mode="json", exclude_none=True)
         diff = merge_diff(old, plan.status.model_dump(mode="json", exclude_none=True))
+        written: tuple[str, ...] = ()
         if diff is not None:
-            await self.kube.merge_patch(
+            patched = await self.kube.merge_patch(
                 custom_path("schedules", namespace, name, "status"),
                 {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": diff},
             )
+            written = (resource_version(patched),)
         for event in plan.events:
             await post_object_event(
                 self.kube,
@@ -176,6 +185,7 @@ class ScheduleController:
                 event.message,
                 str(meta.get("uid", "")),
             )
+        return written
 
     async def _patch_run(self, namespace: str, run: str, body: dict[str, Any]) -> None:
         try:
@@ -212,10 +222,12 @@ def register(registry: kopf.OperatorRegistry, controller: ScheduleController) ->
         return {(namespace, name): True}
 
     @kopf.on.event(GROUP, VERSION, "schedules", id="koos-schedule", registry=registry)
-    async def schedule_changed(namespace: str | None, name: str, **kwargs: Any) -> None:
+    async def schedule_changed(
+        type: str | None, body: kopf.Body, namespace: str | None, name: str, **kwargs: Any
+    ) -> None:
         controller.runs = kwargs["runs_by_schedule"]
         controller.templates = kwargs["templates_present"]
-        controller.queue.add((namespace, name))
+        controller.echoes.wake_on_event((namespace, name), type, body)
 
     @kopf.on.event(
         GROUP,
@@ -225,9 +237,14 @@ def register(registry: kopf.OperatorRegistry, controller: ScheduleController) ->
         id="koos-schedule-run",
         registry=registry,
     )
-    async def run_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+    async def run_changed(
+        type: str | None, body: kopf.Body, namespace: str | None, **_: Any
+    ) -> None:
+        # The Schedule decides on its runs' ends (active, Forbid and Replace, history,
+        # lastSuccessfulTime) and cancels; their creation and progress change nothing.
+        run = compact_run(body)
         owner = schedule_owner(body)
-        if owner:
+        if owner and (type == "DELETED" or run["phase"] in TERMINAL_PHASES or run["cancel"]):
             controller.queue.add((namespace, owner))
 
     @kopf.on.event(GROUP, VERSION, "templates", id="koos-schedule-template", registry=registry)

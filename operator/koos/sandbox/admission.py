@@ -61,6 +61,7 @@ import binascii
 import json
 import logging
 import ssl
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
@@ -134,14 +135,37 @@ class WebhookAdmission:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            # One connection per call (no pooling): a webhook server that went away answers
-            # "connection refused" at once, not a stale keep-alive error. No proxies from
-            # the environment: webhook URLs are usually local.
+            # Connections are kept alive and reused, as kube-apiserver's transport does. No
+            # proxies from the environment: webhook URLs are usually local.
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(force_close=True),
+                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
                 trust_env=False,
             )
         return self._session
+
+    async def _post(
+        self, url: str, review: dict[str, Any], tls: ssl.SSLContext | None, timeout: float
+    ) -> tuple[bytes, int, str]:
+        """POST the review; a kept-alive connection the server has closed meanwhile (it
+        restarted) is retried once on a new one, as Go's transport retries a request that
+        was never sent."""
+        data = json.dumps(review, separators=(",", ":")).encode()
+        deadline = time.monotonic() + timeout
+        for attempt in (1, 2):
+            try:
+                async with self._client().post(
+                    url,
+                    data=data,
+                    headers={"Content-Type": "application/json", "Accept": "application/json, */*"},
+                    ssl=tls if tls is not None else True,
+                    timeout=aiohttp.ClientTimeout(total=max(deadline - time.monotonic(), 0.001)),
+                    allow_redirects=False,
+                ) as answer:
+                    return await answer.read(), answer.status, answer.content_type or ""
+            except aiohttp.ServerDisconnectedError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     # ---- warnings --------------------------------------------------------------------------
 
@@ -302,16 +326,7 @@ class WebhookAdmission:
         if self._stopped:
             raise CallFailed(f"failed to call webhook: Post {json_quote(url)}: context canceled")
         try:
-            async with self._client().post(
-                url,
-                data=json.dumps(review, separators=(",", ":")).encode(),
-                headers={"Content-Type": "application/json", "Accept": "application/json, */*"},
-                ssl=tls if tls is not None else True,
-                timeout=aiohttp.ClientTimeout(total=hook.timeout),
-                allow_redirects=False,
-            ) as answer:
-                raw = await answer.read()
-                code, content_type = answer.status, answer.content_type or ""
+            raw, code, content_type = await self._post(url, review, tls, hook.timeout)
         except (aiohttp.ClientError, TimeoutError, OSError, ssl.SSLError) as error:
             raise CallFailed(
                 f"failed to call webhook: Post {json_quote(url)}: {transport_error(error)}"
