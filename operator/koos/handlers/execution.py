@@ -28,6 +28,7 @@ from koos.engine import execution as planner
 from koos.engine.facts import ExecutionSnapshot, Plan
 from koos.engine.timefmt import parse_rfc3339
 from koos.handlers import metrics
+from koos.handlers.cache import LatestBodies
 from koos.handlers.queue import Echoes, WorkQueue
 from koos.k8s.apply import NotOurs, apply_plan
 from koos.k8s.client import Kube, KubeError
@@ -47,10 +48,12 @@ class ExecutionController:
     workers: int = 16
     active: set[tuple[str, str]] = field(default_factory=set)
     echoes: Echoes = field(init=False)
+    bodies: LatestBodies = field(init=False)
 
     def __post_init__(self) -> None:
         self.queue = WorkQueue(self.reconcile, workers=self.workers)
         self.echoes = Echoes(self.queue)
+        self.bodies = LatestBodies(keep=in_progress)
 
     async def reconcile(self, key: Any) -> datetime | None:
         namespace, name = str(key[0]), str(key[1])
@@ -72,15 +75,23 @@ class ExecutionController:
 
     async def _reconcile(self, namespace: str, name: str) -> datetime | None:
         jobs = list(self.jobs.get((namespace, name), ()))
-        snapshot = await gather_execution(self.kube, namespace, name, jobs)
+        key = (namespace, name)
+        snapshot = await gather_execution(self.kube, namespace, name, jobs, self.bodies.fresh(key))
         if snapshot is None:
-            self.active.discard((namespace, name))
-            self.echoes.forget((namespace, name))
+            self.active.discard(key)
+            self.echoes.forget(key)
+            self.bodies.forget(key)
             metrics.ACTIVE.set(len(self.active))
             return None
         now = datetime.now(UTC)
         plan = planner.plan(snapshot, now)
-        self.echoes.wrote((namespace, name), await apply_plan(self.kube, snapshot, plan))
+        try:
+            written = await apply_plan(self.kube, snapshot, plan)
+        except Exception:
+            self.bodies.distrust(key)  # a status write may have landed, its version unknown
+            raise
+        self.echoes.wrote(key, written)
+        self.bodies.wrote(key, written)
         observe(snapshot, plan, now)
         # The gauge counts what this process sees, so it is right after a restart too.
         if plan.status.phase in TERMINAL_PHASES:
@@ -128,7 +139,9 @@ def register(registry: kopf.OperatorRegistry, controller: ExecutionController) -
     ) -> None:
         # kopf hands every handler the indexes; keep them for the queue's workers.
         controller.jobs = kwargs["jobs_by_execution"]
-        controller.echoes.wake_on_event((str(namespace), name), type, body)
+        key = (str(namespace), name)
+        controller.bodies.seen(key, type, body)
+        controller.echoes.wake_on_event(key, type, body)
 
     @kopf.on.event("batch", "v1", "jobs", labels=OWNED, id="koos-job", registry=registry)
     async def job_changed(
@@ -142,6 +155,10 @@ def register(registry: kopf.OperatorRegistry, controller: ExecutionController) -
         owner = execution_owner(body)
         if owner:
             controller.echoes.wake((str(namespace), owner), "job")
+
+
+def in_progress(body: Mapping[str, Any]) -> bool:
+    return (body.get("status") or {}).get("phase") not in TERMINAL_PHASES
 
 
 def execution_owner(body: Mapping[str, Any]) -> str | None:

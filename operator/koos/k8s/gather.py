@@ -88,7 +88,9 @@ def job_facts(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> JobF
         "exit_code": pod.get("exitCode"),
         "disrupted": DISRUPTIONS.get(pod.get("disruption", ""), pod.get("disruption", "")),
     }
-    if "Complete" in conditions:
+    if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
+        # SuccessCriteriaMet (Kubernetes 1.31+) comes first: the Pod succeeded, the Job
+        # is only finishing its bookkeeping before Complete.
         return JobFacts(phase="Succeeded", message=pod.get("message", ""), **common)
     disrupted = next((p for p in ordered if p.get("disruption")), None)
     if disrupted is not None and "Failed" not in conditions:
@@ -111,8 +113,12 @@ async def gather_execution(
     namespace: str,
     name: str,
     jobs: Iterable[Mapping[str, Any]],
+    body: Mapping[str, Any] | None = None,
 ) -> ExecutionSnapshot | None:
-    body = await kube.find(custom_path("executions", namespace, name))
+    """`body`: the Execution as the watch delivered it, when it is known to be recent
+    enough (see `handlers.cache`); otherwise it is read."""
+    if body is None:
+        body = await kube.find(custom_path("executions", namespace, name))
     if body is None:
         return None
     meta = body.get("metadata") or {}
