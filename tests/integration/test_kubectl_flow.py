@@ -190,7 +190,12 @@ def test_a_person_cancels_a_run_with_an_annotation_and_reads_its_events(flow: Fl
         what="the cancelled Job to be deleted",
     )
 
-    events = table(flow.kubectl("get", "events", "--field-selector", "involvedObject.name=cx-1"))
+    def cx_events() -> list[list[str]]:
+        return table(flow.kubectl("get", "events", "--field-selector", "involvedObject.name=cx-1"))
+
+    # Events are posted in the background: the last one may trail the status a little.
+    wait_for(lambda: any(row[2] == "Cancelled" for row in cx_events()[1:]), what="the end's Event")
+    events = cx_events()
     assert events[0] == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
     seen = {(row[1], row[2]) for row in events[1:] if row[3] == "execution/cx-1"}
     # The start, the command (recorded when consumed) and the end, each once.

@@ -57,6 +57,10 @@ class LatestBodies:
             self._pending[key] = latest
         self._seen[key] = set()
 
+    def items(self) -> list[tuple[Key, Mapping[str, Any]]]:
+        """Every kept body, fresh or not (for what does not change with status writes)."""
+        return list(self._bodies.items())
+
     def distrust(self, key: Key) -> None:
         """A write of ours may have landed without us knowing its version (the reconcile
         failed half-way): read the object until the next write of ours is seen."""

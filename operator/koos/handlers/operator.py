@@ -18,6 +18,7 @@ from koos.api.constants import GROUP, LABEL_MANAGED_BY, MANAGER
 from koos.handlers import admission, approval, execution, metrics, schedule, template
 from koos.handlers.notify import Notifier
 from koos.k8s.client import Kube
+from koos.k8s.events import EventSink
 
 log = logging.getLogger("koos.operator")
 Flag = asyncio.Event | threading.Event
@@ -89,6 +90,8 @@ def build_registry(
                 insecure=True,
             )
             settings.admission.managed = GROUP
+        if kube.events is not None:
+            kube.events.start()
         await controller.queue.start()
         await approvals.queue.start()
         await schedules.queue.start()
@@ -98,6 +101,8 @@ def build_registry(
         await controller.queue.stop()
         await approvals.queue.stop()
         await schedules.queue.stop()
+        if kube.events is not None:
+            await kube.events.stop()
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -154,6 +159,14 @@ async def run(options: Options, stop: Flag | None = None, ready: Flag | None = N
         notifier=Notifier(kube),
     )
     schedules = schedule.ScheduleController(kube, allow_seconds=options.allow_second_schedules)
+    queues = (controller.queue, approvals.queue, schedules.queue)
+
+    async def idle() -> None:
+        while any(queue.busy() for queue in queues):
+            for queue in queues:
+                await queue.drained()
+
+    kube.events = EventSink(kube, idle=idle)
     registry = build_registry(options, kube, controller, approvals, schedules, operator_user)
     if options.metrics_port is not None:
         metrics.serve(options.metrics_port)
@@ -169,4 +182,6 @@ async def run(options: Options, stop: Flag | None = None, ready: Flag | None = N
         )
     finally:
         await controller.queue.stop()
+        if kube.events is not None:
+            await kube.events.stop()
         await kube.close()

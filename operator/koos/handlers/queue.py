@@ -41,6 +41,8 @@ class WorkQueue:
         self._due: dict[Key, float] = {}
         self._failures: dict[Key, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._drained = asyncio.Event()  # set while no key waits for a worker
+        self._drained.set()
 
     def add(self, key: Key) -> None:
         if key in self._active:
@@ -49,6 +51,7 @@ class WorkQueue:
         if key not in self._queued:
             self._queued.add(key)
             self._ready.put_nowait(key)
+            self._drained.clear()
 
     def add_at(self, key: Key, when: datetime) -> None:
         delay = when.timestamp() - time.time()
@@ -66,6 +69,14 @@ class WorkQueue:
         self._timer_seq += 1
         heapq.heappush(self._timers, (due, self._timer_seq, key))
         self._timer_wakeup.set()
+
+    def busy(self) -> bool:
+        """Keys are waiting for a worker."""
+        return not self._ready.empty()
+
+    async def drained(self) -> None:
+        """Return once no key waits for a worker."""
+        await self._drained.wait()
 
     def __len__(self) -> int:
         return len(self._queued) + len(self._active)
@@ -99,6 +110,8 @@ class WorkQueue:
     async def _worker(self) -> None:
         while True:
             key = await self._ready.get()
+            if self._ready.empty():
+                self._drained.set()
             self._queued.discard(key)
             self._active.add(key)
             try:

@@ -30,6 +30,7 @@ from koos.engine import schedule as cron
 from koos.engine.template import problems_from_pydantic
 from koos.engine.timefmt import parse_rfc3339
 from koos.handlers import metrics
+from koos.handlers.cache import LatestBodies
 from koos.handlers.queue import Echoes, WorkQueue
 from koos.k8s.apply import merge_diff, post_object_event, resource_version
 from koos.k8s.client import Kube, KubeError, custom_path
@@ -63,6 +64,11 @@ def run_facts(run: Mapping[str, Any]) -> cron.RunFacts:
     )
 
 
+def template_of(body: Mapping[str, Any]) -> str | None:
+    spec = (((body.get("spec") or {}).get("executionTemplate") or {}).get("spec")) or {}
+    return (spec.get("templateRef") or {}).get("name")
+
+
 def schedule_owner(body: Mapping[str, Any]) -> str | None:
     for ref in (body.get("metadata") or {}).get("ownerReferences") or []:
         if ref.get("kind") == "Schedule" and str(ref.get("apiVersion", "")).startswith(GROUP):
@@ -78,20 +84,25 @@ class ScheduleController:
     templates: Mapping[Any, Any] | None = None  # kopf index: (ns, template) → present
     queue: WorkQueue = field(init=False)
     echoes: Echoes = field(init=False)
+    bodies: LatestBodies = field(init=False)
 
     def __post_init__(self) -> None:
         # Many fires fall due at once (every Schedule at midnight): their reconciles are
         # mostly waiting on requests, so they overlap well.
         self.queue = WorkQueue(self.reconcile, workers=128)
         self.echoes = Echoes(self.queue)
+        self.bodies = LatestBodies(keep=lambda _: True)
 
     async def reconcile(self, key: Any) -> datetime | None:
         namespace, name = str(key[0]), str(key[1])
         if self.echoes.only_echoes(key):
             return None  # its next fire's wake-up is set already
-        body = await self.kube.find(custom_path("schedules", namespace, name))
+        body = self.bodies.fresh(key) or await self.kube.find(
+            custom_path("schedules", namespace, name)
+        )
         if body is None:
             self.echoes.forget(key)
+            self.bodies.forget(key)
             return None
         meta = body.get("metadata") or {}
         spec: ScheduleSpec | None
@@ -122,8 +133,23 @@ class ScheduleController:
             now=now,
             allow_seconds=self.allow_seconds,
         )
-        self.echoes.wrote(key, await self._apply(namespace, name, meta, status, plan))
+        try:
+            written = await self._apply(namespace, name, meta, status, plan)
+        except Exception:
+            self.bodies.distrust(key)  # the status write may have landed, its version unknown
+            raise
+        self.echoes.wrote(key, written)
+        self.bodies.wrote(key, written)
         return plan.wake_at
+
+    def using_template(self, namespace: str | None, template: str) -> list[Any]:
+        """The Schedules (as last seen on the watch) whose runs use this Template."""
+        return [
+            key
+            for key, body in self.bodies.items()
+            if (body.get("metadata") or {}).get("namespace") == namespace
+            and template_of(body) == template
+        ]
 
     async def _template_exists(self, namespace: str, template: str) -> bool:
         if self.templates is not None:  # kopf's index of Templates: no request per fire
@@ -208,15 +234,6 @@ def register(registry: kopf.OperatorRegistry, controller: ScheduleController) ->
         owner = schedule_owner(body)
         return {(namespace, owner): compact_run(body)} if owner else None
 
-    @kopf.index(GROUP, VERSION, "schedules", id="schedules_by_template", registry=registry)
-    async def schedules_by_template(spec: Any, namespace: str | None, name: str, **_: Any) -> Any:
-        template = (
-            (((spec or {}).get("executionTemplate") or {}).get("spec") or {})
-            .get("templateRef", {})
-            .get("name")
-        )
-        return {(namespace, template): name} if template else None
-
     @kopf.index(GROUP, VERSION, "templates", id="templates_present", registry=registry)
     async def templates_present(namespace: str | None, name: str, **_: Any) -> Any:
         return {(namespace, name): True}
@@ -227,6 +244,7 @@ def register(registry: kopf.OperatorRegistry, controller: ScheduleController) ->
     ) -> None:
         controller.runs = kwargs["runs_by_schedule"]
         controller.templates = kwargs["templates_present"]
+        controller.bodies.seen((namespace, name), type, body)
         controller.echoes.wake_on_event((namespace, name), type, body)
 
     @kopf.on.event(
@@ -248,6 +266,6 @@ def register(registry: kopf.OperatorRegistry, controller: ScheduleController) ->
             controller.queue.add((namespace, owner))
 
     @kopf.on.event(GROUP, VERSION, "templates", id="koos-schedule-template", registry=registry)
-    async def template_changed(namespace: str | None, name: str, **kwargs: Any) -> None:
-        for schedule in kwargs["schedules_by_template"].get((namespace, name), ()):
-            controller.queue.add((namespace, schedule))
+    async def template_changed(namespace: str | None, name: str, **_: Any) -> None:
+        for key in controller.using_template(namespace, name):
+            controller.queue.add(key)

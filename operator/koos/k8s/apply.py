@@ -23,7 +23,8 @@ from koos.api.constants import (
     MANAGER,
 )
 from koos.engine.facts import ExecutionSnapshot, Plan
-from koos.k8s.client import Kube, KubeError, custom_path, event_path, job_path
+from koos.k8s.client import Kube, KubeError, custom_path, job_path
+from koos.k8s.events import send
 
 log = logging.getLogger("koos.apply")
 
@@ -149,7 +150,8 @@ async def post_object_event(
     message: str,
     uid: str = "",
 ) -> None:
-    """A core/v1 Event about a koos object; failing to post one never fails anything."""
+    """A core/v1 Event about a koos object, posted in the background when the client has an
+    EventSink; failing to post one never fails anything."""
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     involved = {
         "apiVersion": API_VERSION,
@@ -175,14 +177,7 @@ async def post_object_event(
         "lastTimestamp": now,
         "count": 1,
     }
-    try:
-        await kube.create(event_path(namespace), body)
-    except KubeError as error:
-        log.warning(
-            "Could not post Event reason=%s %s=%s/%s: %s",
-            reason,
-            object_kind.lower(),
-            namespace,
-            name,
-            error,
-        )
+    if kube.events is not None:
+        kube.events.post(body)
+    else:
+        await send(kube, body)

@@ -17,7 +17,7 @@ import json
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -26,6 +26,9 @@ from kubernetes.aio import config as kube_config
 from kubernetes.aio.client import Configuration
 
 from koos.api.constants import GROUP, VERSION
+
+if TYPE_CHECKING:
+    from koos.k8s.events import EventSink
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON = "application/json"
@@ -83,6 +86,7 @@ def ssl_context(configuration: Configuration) -> ssl.SSLContext:
 class Kube:
     configuration: Configuration
     observe: Callable[[str, int], None] | None = None  # (HTTP method, status) per request
+    events: EventSink | None = None  # set: Events are posted in the background (k8s.events)
     session: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
 
     @classmethod
