@@ -26,6 +26,7 @@ the Schedule and the fire's time alone, so the same fire always gets the same na
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
@@ -98,8 +99,10 @@ class Fire:
     name: str = ""  # its Execution's name (`execution_name`)
 
 
+@functools.lru_cache(maxsize=4096)
 def cron_problem(expression: str, *, allow_seconds: bool = False) -> str | None:
-    """What is wrong with `expression` as a schedule, in a sentence, or None."""
+    """What is wrong with `expression` as a schedule, in a sentence, or None. Cached: every
+    plan of every Schedule asks, and croniter's parsing is most of a plan's cost."""
     text = expression.strip()
     accepted = f"5 fields ({FIELDS})"
     if allow_seconds:
