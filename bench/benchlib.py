@@ -49,15 +49,19 @@ def start_operator(kubeconfig: Path, log: IO[str]) -> subprocess.Popen[bytes]:
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # a group of its own: stopped with py-spy, if any
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
 
 def stop_operator(operator: subprocess.Popen[bytes]) -> None:
     """SIGTERM (SIGINT under py-spy, which then writes its profile), then SIGKILL after 10 s."""
-    operator.send_signal(signal.SIGINT if os.environ.get("KOOS_BENCH_PROFILE") else signal.SIGTERM)
+    if operator.poll() is not None:
+        return
+    group = os.getpgid(operator.pid)
+    os.killpg(group, signal.SIGINT if os.environ.get("KOOS_BENCH_PROFILE") else signal.SIGTERM)
     try:
         operator.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        operator.kill()
+        os.killpg(group, signal.SIGKILL)
         operator.wait()

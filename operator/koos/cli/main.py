@@ -66,8 +66,10 @@ def _operator(args: argparse.Namespace) -> int:
     )
 
     if not args.verbose:
-        # kopf logs every handled event at INFO: thousands of lines (and real CPU) per run.
+        # kopf logs every handled event at INFO, and aiohttp every admission request it
+        # serves: thousands of lines (and real CPU) per run.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # kopf handles SIGINT/SIGTERM itself in the main thread and stops gracefully.
     asyncio.run(run(options))
     return 0

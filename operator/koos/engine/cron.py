@@ -63,6 +63,7 @@ __all__ = [
 MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 FIELDS = "minute hour day-of-month month day-of-week"
 MAX_DUE = 10_000  # fires counted per plan; past it, the latest are found back from now
+FEW = 16  # up to this many due fires are found one by one (`Cron.next`, cached)
 NONE_DEADLINE = 60  # startingDeadlineSeconds under catchUp None when unset
 # A walk gives up when the local times it meets have not existed for this long: the clock
 # skips an hour or so (a whole day at most, Pacific/Apia in 2011), so an expression naming
@@ -233,9 +234,9 @@ class Cron:
         return fires
 
     def next(self, after: datetime) -> datetime | None:
-        """The first fire later than `after`, or None when there is none."""
-        fires = self.between(after, None, 1)
-        return fires[0] if fires else None
+        """The first fire later than `after`, or None when there is none. Cached: when many
+        Schedules share an expression (every one at midnight), their plans ask the same."""
+        return _next_fire(self, after)
 
     def latest(self, after: datetime, until: datetime, count: int) -> list[datetime]:
         """The last `count` fires later than `after` and not later than `until`, ascending."""
@@ -287,6 +288,12 @@ class Cron:
                 return
 
 
+@functools.lru_cache(maxsize=16384)
+def _next_fire(cron: Cron, after: datetime) -> datetime | None:
+    fires = cron.between(after, None, 1)
+    return fires[0] if fires else None
+
+
 def _instant(local: datetime, zone: ZoneInfo) -> datetime | None:
     """The first instant the wall clock of `zone` shows `local`, or None if it never does."""
     moment = local.replace(tzinfo=zone, fold=0).astimezone(UTC)
@@ -314,6 +321,13 @@ def due_fires(
 ) -> tuple[list[datetime], bool]:
     """The fires after `base` up to `now`, and whether some went uncounted: past MAX_DUE, the
     latest `window` are looked for back from `now` and those between are not counted."""
+    due: list[datetime] = []
+    at = cron.next(base)  # a few fires, one by one from the cache of `Cron.next`
+    while at is not None and at <= now and len(due) < FEW:
+        due.append(at)
+        at = cron.next(at)
+    if at is None or at > now:
+        return due, False
     due = cron.between(base, now, MAX_DUE)
     if len(due) < MAX_DUE:
         return due, False

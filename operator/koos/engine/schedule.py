@@ -209,7 +209,10 @@ def plan_schedule(
     marker = due[-1] if due else last
     active = _active(runs, created_now)
     end = cron.end
-    upcoming = cron.next(max(now, marker or now))
+    # No fire lies between the latest due one (or, with none due, the base) and now, so
+    # the next after it is the next after now — and the same for every Schedule sharing an
+    # expression that fired at the same time (`Cron.next` is cached).
+    upcoming = cron.next(marker or created)
     ready: State = ("True", "Suspended" if spec.suspend else "Scheduled", _describe(spec))
     completed: State = ("False", "Scheduling", f"Fires until endTime {spec.end_time}.")
     if end is None:

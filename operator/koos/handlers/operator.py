@@ -160,6 +160,8 @@ async def run(options: Options, stop: Flag | None = None, ready: Flag | None = N
     )
     schedules = schedule.ScheduleController(kube, allow_seconds=options.allow_second_schedules)
     queues = (controller.queue, approvals.queue, schedules.queue)
+    # When many Schedules fire at once, their runs are created first and started after.
+    controller.queue.yields_to = (schedules.queue,)
 
     async def idle() -> None:
         while any(queue.busy() for queue in queues):

@@ -29,6 +29,8 @@ Process = Callable[[Key], Awaitable[datetime | None]]
 class WorkQueue:
     def __init__(self, process: Process, *, workers: int = 16, max_backoff: float = 60.0) -> None:
         self._process = process
+        self.yields_to: tuple[WorkQueue, ...] = ()  # queues whose waiting keys go first
+        self.max_yield = 1.0  # seconds a key waits at most for them
         self._workers = workers
         self._max_backoff = max_backoff
         self._ready: asyncio.Queue[Key] = asyncio.Queue()
@@ -94,6 +96,16 @@ class WorkQueue:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
+    async def _yield(self) -> None:
+        """Let the keys waiting in `yields_to` go first, for at most `max_yield` seconds."""
+        if not any(queue.busy() for queue in self.yields_to):
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.max_yield):
+                while any(queue.busy() for queue in self.yields_to):
+                    for queue in self.yields_to:
+                        await queue.drained()
+
     async def _timer_loop(self) -> None:
         while True:
             self._timer_wakeup.clear()
@@ -112,6 +124,7 @@ class WorkQueue:
             key = await self._ready.get()
             if self._ready.empty():
                 self._drained.set()
+            await self._yield()
             self._queued.discard(key)
             self._active.add(key)
             try:

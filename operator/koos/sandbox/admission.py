@@ -192,13 +192,13 @@ class WebhookAdmission:
         hooks = webhooks(self.store, VALIDATING, False)
         if not hooks:
             return
+        selected = [h for h in hooks if should_call(h, request, self.store, self.registry)]
+        if not selected:
+            return
         if request.obj is not None:
             request = replace(
                 request, obj=with_type_meta(request.rt, request.namespace, request.obj)
             )
-        selected = [h for h in hooks if should_call(h, request, self.store, self.registry)]
-        if not selected:
-            return
         warnings = request_warnings()
         outcomes = await asyncio.gather(
             *(self._validate_one(h, request, warnings) for h in selected),

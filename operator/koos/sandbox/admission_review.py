@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -95,12 +94,14 @@ def build_review(request: AdmissionRequest, uid: str, api_version: str = "v1") -
 
 def with_type_meta(rt: ResourceType, namespace: str, obj: Obj) -> Obj:
     """The object as the apiserver encodes it for webhooks: apiVersion, kind, and (for a
-    namespaced kind) metadata.namespace are always there."""
-    obj = copy.deepcopy(obj)
-    obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
-    meta = obj.setdefault("metadata", {})
-    if rt.namespaced and namespace and isinstance(meta, dict):
-        meta.setdefault("namespace", namespace)
+    namespaced kind) metadata.namespace are always there. A shallow copy: the review is only
+    encoded, and a webhook's patch is applied to a deep copy (`json_patch`)."""
+    obj = {**obj, "apiVersion": rt.api_version, "kind": rt.kind}
+    meta = obj.get("metadata")
+    if meta is None:
+        obj["metadata"] = meta = {}
+    if rt.namespaced and namespace and isinstance(meta, dict) and "namespace" not in meta:
+        obj["metadata"] = {**meta, "namespace": namespace}
     return obj
 
 
