@@ -29,7 +29,7 @@ from koos.engine.facts import ExecutionSnapshot, Plan
 from koos.engine.timefmt import parse_rfc3339
 from koos.handlers import metrics
 from koos.handlers.cache import LatestBodies
-from koos.handlers.queue import Echoes, WorkQueue
+from koos.handlers.queue import WorkQueue, event_version
 from koos.k8s.apply import NotOurs, apply_plan
 from koos.k8s.client import Kube, KubeError
 from koos.k8s.gather import compact_job, ended, gather_execution
@@ -47,19 +47,16 @@ class ExecutionController:
     jobs: Mapping[Any, Any] = field(default_factory=dict)  # kopf index: (ns, execution) → jobs
     workers: int = 16
     active: set[tuple[str, str]] = field(default_factory=set)
-    echoes: Echoes = field(init=False)
     bodies: LatestBodies = field(init=False)
 
     def __post_init__(self) -> None:
-        self.queue = WorkQueue(self.reconcile, workers=self.workers)
-        self.echoes = Echoes(self.queue)
+        self.queue = WorkQueue(
+            self.reconcile, workers=self.workers, on_skip=metrics.RECONCILE_SKIPPED.inc
+        )
         self.bodies = LatestBodies(keep=in_progress)
 
     async def reconcile(self, key: Any) -> datetime | None:
         namespace, name = str(key[0]), str(key[1])
-        if self.echoes.only_echoes((namespace, name)):
-            metrics.RECONCILE_SKIPPED.inc()
-            return None
         with metrics.RECONCILE_SECONDS.time():
             try:
                 return await self._reconcile(namespace, name)
@@ -79,7 +76,7 @@ class ExecutionController:
         snapshot = await gather_execution(self.kube, namespace, name, jobs, self.bodies.fresh(key))
         if snapshot is None:
             self.active.discard(key)
-            self.echoes.forget(key)
+            self.queue.forget(key)
             self.bodies.forget(key)
             metrics.ACTIVE.set(len(self.active))
             return None
@@ -90,7 +87,7 @@ class ExecutionController:
         except Exception:
             self.bodies.distrust(key)  # a status write may have landed, its version unknown
             raise
-        self.echoes.wrote(key, written)
+        self.queue.wrote(key, written)
         self.bodies.wrote(key, written)
         observe(snapshot, plan, now)
         # The gauge counts what this process sees, so it is right after a restart too.
@@ -141,7 +138,7 @@ def register(registry: kopf.OperatorRegistry, controller: ExecutionController) -
         controller.jobs = kwargs["jobs_by_execution"]
         key = (str(namespace), name)
         controller.bodies.seen(key, type, body)
-        controller.echoes.wake_on_event(key, type, body)
+        controller.queue.add(key, version=event_version(type, body))
 
     @kopf.on.event("batch", "v1", "jobs", labels=OWNED, id="koos-job", registry=registry)
     async def job_changed(
@@ -154,7 +151,7 @@ def register(registry: kopf.OperatorRegistry, controller: ExecutionController) -
             return
         owner = execution_owner(body)
         if owner:
-            controller.echoes.wake((str(namespace), owner), "job")
+            controller.queue.add((str(namespace), owner))
 
 
 def in_progress(body: Mapping[str, Any]) -> bool:

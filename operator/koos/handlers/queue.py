@@ -7,6 +7,13 @@
 - `add_at(key, when)` wakes a key at a time (a sleep, a retry, a timeout): waiting costs no
   API request and no polling.
 - A failed key is retried with a capped exponential backoff.
+- Echoes are not processed: a controller records the resourceVersions its processing of a
+  key wrote (`wrote`), a watch event wakes the key with its resourceVersion
+  (`add(key, version=…)`), and a key woken by nothing but the echoes of its own last writes
+  is skipped. It is decided when processing would start, not when the event arrives (the
+  watch may deliver a write's event before the write's response reaches the controller; a
+  key is never processed twice at once, so by then the response is recorded). Every other
+  wake-up — a timer, a retry, a child, another controller, a deletion — always runs.
 """
 
 from __future__ import annotations
@@ -26,9 +33,23 @@ Key = Hashable
 Process = Callable[[Key], Awaitable[datetime | None]]
 
 
+def event_version(event_type: str | None, body: Mapping[str, Any]) -> str | None:
+    """The version a watch event wakes a key with (None for a deletion: it always runs)."""
+    version = (body.get("metadata") or {}).get("resourceVersion")
+    return str(version) if version and event_type != "DELETED" else None
+
+
 class WorkQueue:
-    def __init__(self, process: Process, *, workers: int = 16, max_backoff: float = 60.0) -> None:
+    def __init__(
+        self,
+        process: Process,
+        *,
+        workers: int = 16,
+        max_backoff: float = 60.0,
+        on_skip: Callable[[], None] | None = None,
+    ) -> None:
         self._process = process
+        self._on_skip = on_skip
         self.yields_to: tuple[WorkQueue, ...] = ()  # queues whose waiting keys go first
         self.max_yield = 1.0  # seconds a key waits at most for them
         self._workers = workers
@@ -45,8 +66,31 @@ class WorkQueue:
         self._tasks: list[asyncio.Task[None]] = []
         self._drained = asyncio.Event()  # set while no key waits for a worker
         self._drained.set()
+        self._stopped = False
+        self._causes: dict[Key, set[str]] = {}  # what woke a key since it was last taken
+        self._written: dict[Key, frozenset[str]] = {}  # the versions its last processing wrote
 
-    def add(self, key: Key) -> None:
+    def add(self, key: Key, *, version: str | None = None) -> None:
+        """Wake `key`. `version`: the resourceVersion of the watch event that wakes it; None
+        (a timer, a child, another controller, a deletion) always runs."""
+        self._causes.setdefault(key, set()).add(version or "")
+        self._enqueue(key)
+
+    def wrote(self, key: Key, versions: tuple[str, ...]) -> None:
+        """The resourceVersions the processing of `key` now under way wrote (their events
+        are echoes)."""
+        self._written[key] = frozenset(versions)
+
+    def forget(self, key: Key) -> None:
+        self._written.pop(key, None)
+
+    def _only_echoes(self, key: Key) -> bool:
+        causes = self._causes.pop(key, None)
+        if not causes or "" in causes:
+            return False
+        return causes <= self._written.get(key, frozenset())
+
+    def _enqueue(self, key: Key) -> None:
         if key in self._active:
             self._dirty.add(key)
             return
@@ -73,8 +117,8 @@ class WorkQueue:
         self._timer_wakeup.set()
 
     def busy(self) -> bool:
-        """Keys are waiting for a worker."""
-        return not self._ready.empty()
+        """Keys are waiting for a worker (never once stopped)."""
+        return not self._stopped and not self._ready.empty()
 
     async def drained(self) -> None:
         """Return once no key waits for a worker."""
@@ -91,6 +135,8 @@ class WorkQueue:
         ]
 
     async def stop(self) -> None:
+        self._stopped = True
+        self._drained.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -126,6 +172,10 @@ class WorkQueue:
                 self._drained.set()
             await self._yield()
             self._queued.discard(key)
+            if self._only_echoes(key):
+                if self._on_skip is not None:
+                    self._on_skip()
+                continue
             self._active.add(key)
             try:
                 wake = await self._process(key)
@@ -151,39 +201,4 @@ class WorkQueue:
                 self._active.discard(key)
                 if key in self._dirty:
                     self._dirty.discard(key)
-                    self.add(key)
-
-
-class Echoes:
-    """Which wake-ups of a key are only the echo of the controller's own last write.
-
-    A controller records the resourceVersions its reconcile of a key wrote (`wrote`), and
-    what wakes the key (`wake`: a resourceVersion seen on the watch, or any other cause).
-    `only_echoes` is asked when the reconcile starts, not when the event arrives: the watch
-    may deliver a write's event before the write's response reaches the controller, but a
-    key is never reconciled twice at once, so by then that response is recorded. A key
-    woken by a timer, a retry or another controller has no recorded cause and runs.
-    """
-
-    def __init__(self, queue: WorkQueue) -> None:
-        self.queue = queue
-        self._written: dict[Key, tuple[str, ...]] = {}
-        self._causes: dict[Key, set[str]] = {}
-
-    def wake(self, key: Key, cause: str) -> None:
-        self._causes.setdefault(key, set()).add(cause)
-        self.queue.add(key)
-
-    def wake_on_event(self, key: Key, event_type: str | None, body: Mapping[str, Any]) -> None:
-        version = (body.get("metadata") or {}).get("resourceVersion")
-        self.wake(key, str(version) if version and event_type != "DELETED" else "deleted")
-
-    def only_echoes(self, key: Key) -> bool:
-        causes = self._causes.pop(key, set())
-        return bool(causes) and causes <= set(self._written.get(key, ()))
-
-    def wrote(self, key: Key, versions: tuple[str, ...]) -> None:
-        self._written[key] = versions
-
-    def forget(self, key: Key) -> None:
-        self._written.pop(key, None)
+                    self._enqueue(key)

@@ -31,7 +31,7 @@ from koos.engine.template import problems_from_pydantic
 from koos.engine.timefmt import parse_rfc3339
 from koos.handlers import metrics
 from koos.handlers.cache import LatestBodies
-from koos.handlers.queue import Echoes, WorkQueue
+from koos.handlers.queue import WorkQueue, event_version
 from koos.k8s.apply import merge_diff, post_object_event, resource_version
 from koos.k8s.client import Kube, KubeError, custom_path
 
@@ -83,25 +83,21 @@ class ScheduleController:
     runs: Mapping[Any, Any] = field(default_factory=dict)  # kopf index: (ns, schedule) → runs
     templates: Mapping[Any, Any] | None = None  # kopf index: (ns, template) → present
     queue: WorkQueue = field(init=False)
-    echoes: Echoes = field(init=False)
     bodies: LatestBodies = field(init=False)
 
     def __post_init__(self) -> None:
         # Many fires fall due at once (every Schedule at midnight): their reconciles are
         # mostly waiting on requests, so they overlap well.
         self.queue = WorkQueue(self.reconcile, workers=128)
-        self.echoes = Echoes(self.queue)
         self.bodies = LatestBodies(keep=lambda _: True)
 
     async def reconcile(self, key: Any) -> datetime | None:
         namespace, name = str(key[0]), str(key[1])
-        if self.echoes.only_echoes(key):
-            return None  # its next fire's wake-up is set already
         body = self.bodies.fresh(key) or await self.kube.find(
             custom_path("schedules", namespace, name)
         )
         if body is None:
-            self.echoes.forget(key)
+            self.queue.forget(key)
             self.bodies.forget(key)
             return None
         meta = body.get("metadata") or {}
@@ -138,7 +134,7 @@ class ScheduleController:
         except Exception:
             self.bodies.distrust(key)  # the status write may have landed, its version unknown
             raise
-        self.echoes.wrote(key, written)
+        self.queue.wrote(key, written)
         self.bodies.wrote(key, written)
         return plan.wake_at
 
@@ -245,7 +241,7 @@ def register(registry: kopf.OperatorRegistry, controller: ScheduleController) ->
         controller.runs = kwargs["runs_by_schedule"]
         controller.templates = kwargs["templates_present"]
         controller.bodies.seen((namespace, name), type, body)
-        controller.echoes.wake_on_event((namespace, name), type, body)
+        controller.queue.add((namespace, name), version=event_version(type, body))
 
     @kopf.on.event(
         GROUP,

@@ -74,6 +74,8 @@ class EventSink:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.idle(), remaining)
                 await send(self.kube, body)
+            except Exception as error:  # this task must outlive any one Event
+                log.warning("Could not post Event reason=%s: %r", body.get("reason"), error)
             finally:
                 self._waiting.task_done()
 

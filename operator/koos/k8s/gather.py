@@ -5,8 +5,8 @@ Jobs come from the operator's in-memory index (filled by a watch, no requests). 
 status names but the index lacks may just not have arrived yet, so it is read once before
 the planner may call it lost: no step is failed on a stale cache. Pods are not watched (each
 makes several events in its short life, none of which changes a decision): when a running
-step's Job has ended, its Pods are listed once for the exit code, the output and any
-disruption.
+step's Job has ended, its Pods are listed once for the exit code, the output and (when the
+Pod still exists) its disruption.
 """
 
 from __future__ import annotations
@@ -145,7 +145,8 @@ async def gather_execution(
     facts = {}
     for job_name, job in known_jobs.items():
         # A running step's Job that ended: its Pod holds the exit code, the output (the
-        # termination message) and any disruption. Pods are read then, not watched.
+        # termination message) and, if the Pod is still there, why it was disrupted (else
+        # the Job's own condition says why it failed). Pods are read then, not watched.
         pods = (
             await list_pods(kube, namespace, job_name) if job_name in running and ended(job) else []
         )

@@ -162,7 +162,9 @@ class WebhookAdmission:
                     allow_redirects=False,
                 ) as answer:
                     return await answer.read(), answer.status, answer.content_type or ""
-            except aiohttp.ServerDisconnectedError:
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                # Closed or reset by the server while idle; a refused connection fails the
+                # same way again at once.
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from koos.handlers.cache import LatestBodies
-from koos.handlers.queue import Echoes, WorkQueue
+from koos.handlers.queue import WorkQueue
 
 KEY = ("default", "run-1")
 
@@ -76,27 +76,58 @@ def test_finished_and_deleted_objects_are_not_kept() -> None:
     assert bodies.fresh(KEY) is None and len(bodies) == 0
 
 
-def test_echoes_of_our_own_writes_skip_the_reconcile_and_anything_else_runs_it() -> None:
-    async def scenario() -> list[bool]:
-        queue = WorkQueue(lambda key: _none(), workers=1)
-        echoes = Echoes(queue)
-        decisions = []
-        echoes.wrote(KEY, ("5", "6"))
-        echoes.wake_on_event(KEY, "MODIFIED", body("5"))
-        echoes.wake_on_event(KEY, "MODIFIED", body("6"))
-        decisions.append(echoes.only_echoes(KEY))  # our two writes: skip
-        echoes.wake_on_event(KEY, "MODIFIED", body("6"))
-        echoes.wake_on_event(KEY, "MODIFIED", body("7"))
-        decisions.append(echoes.only_echoes(KEY))  # somebody else's change: run
-        echoes.wake(KEY, "job")
-        decisions.append(echoes.only_echoes(KEY))  # a child changed: run
-        decisions.append(echoes.only_echoes(KEY))  # a timer or a retry (no cause): run
-        echoes.wake_on_event(KEY, "DELETED", body("6"))
-        decisions.append(echoes.only_echoes(KEY))  # gone: run
-        return decisions
+class Recorder:
+    """Processes a key by noting it and writing version 5; counts skips."""
 
-    assert asyncio.run(scenario()) == [True, False, False, False, False]
+    def __init__(self) -> None:
+        self.outcomes: asyncio.Queue[str] = asyncio.Queue()
+        self.queue = WorkQueue(self.process, workers=1, on_skip=lambda: self.note("skipped"))
+
+    def note(self, outcome: str) -> None:
+        self.outcomes.put_nowait(outcome)
+
+    async def process(self, key: object) -> datetime | None:
+        self.queue.wrote(key, ("5",))
+        self.note("processed")
+        return None
+
+    async def next(self) -> str:
+        return await asyncio.wait_for(self.outcomes.get(), 5)
 
 
-async def _none() -> datetime | None:
-    return None
+def test_echoes_of_our_own_writes_are_skipped_and_anything_else_runs() -> None:
+    async def scenario() -> list[str]:
+        r = Recorder()
+        await r.queue.start()
+        seen = []
+        r.queue.add(KEY, version="1")  # somebody's change
+        seen.append(await r.next())
+        r.queue.add(KEY, version="5")  # the echo of our write
+        seen.append(await r.next())
+        r.queue.add(KEY, version="7")  # somebody else's change after it
+        seen.append(await r.next())
+        r.queue.add(KEY)  # a child, a timer, another controller
+        seen.append(await r.next())
+        await r.queue.stop()
+        return seen
+
+    assert asyncio.run(scenario()) == ["processed", "skipped", "processed", "processed"]
+
+
+def test_a_wake_up_merged_with_a_waiting_echo_still_runs() -> None:
+    # The echo waits in the queue when a timer (or another controller) wakes the same key:
+    # the two are one entry, and it must run.
+    async def scenario() -> list[str]:
+        r = Recorder()
+        r.queue.wrote(KEY, ("5",))
+        r.queue.add(KEY, version="5")
+        r.queue.add_after(KEY, 0)
+        await r.queue.start()
+        seen = [await r.next()]
+        r.queue.add(KEY, version="5")
+        r.queue.add(KEY, version=None)  # a deletion
+        seen.append(await r.next())
+        await r.queue.stop()
+        return seen
+
+    assert asyncio.run(scenario()) == ["processed", "processed"]
