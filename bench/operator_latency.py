@@ -13,7 +13,11 @@ Job first gets its Complete condition — no polling. Everything is bounded by `
 past it, the script reports what it has and exits 1. Usage:
 
     .venv/bin/python bench/operator_latency.py [--executions N] [--steps S]
-        [--step-seconds T] [--deadline SECONDS] [--operator-log FILE] [--write FILE]
+        [--step-seconds T] [--rate PER_SECOND] [--deadline SECONDS] [--operator-log FILE]
+        [--write FILE]
+
+`--rate` paces the creates; with Little's law, rate * steps * step-seconds Executions are in
+flight (17/s * 3 * 2 s, about 100). Without it, all are created at once.
 """
 
 from __future__ import annotations
