@@ -34,6 +34,7 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON = "application/json"
 USER_AGENT = f"OpenAPI-Generator/{kubernetes_version}/python"  # as the generated client
 TIMEOUT = aiohttp.ClientTimeout(total=5 * 60)  # as the generated client
+KEEPALIVE = 90.0  # seconds an idle connection stays in the pool (Go's transport: 90 s)
 
 
 class KubeError(Exception):
@@ -114,6 +115,10 @@ class Kube:
             connector = aiohttp.TCPConnector(
                 limit=cfg.connection_pool_maxsize,
                 ssl=ssl_context(cfg),
+                # Kept open across a quiet minute (aiohttp's default is 15 s), so that a burst
+                # after one does not start with a storm of TLS handshakes; the API server
+                # closes what it does not want to keep.
+                keepalive_timeout=KEEPALIVE,
                 **({"limit_per_host": limit_per_host} if limit_per_host is not None else {}),
             )
             self.session = aiohttp.ClientSession(
