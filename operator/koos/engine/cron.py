@@ -39,7 +39,7 @@ from croniter import CroniterBadDateError, CroniterError, croniter
 
 from koos.api.execution import TERMINAL_PHASES
 from koos.api.schedule import ScheduleSpec
-from koos.engine.params import Problem
+from koos.engine.problem import Problem
 from koos.engine.timefmt import rfc3339
 
 __all__ = [

@@ -10,8 +10,7 @@ Invariants:
 - a parameter reaches containers as the environment variable `param_env_name(name)`, whose
   value is `param_env_value(value)`; two parameters never share that variable.
 
-`Problem` lives here because both the Template's validation and parameter resolution report
-them; `koos.engine.template` re-exports it.
+What a value that does not satisfy its schema is told comes from `koos.engine.schema_check`.
 """
 
 from __future__ import annotations
@@ -19,21 +18,20 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from jsonschema import Draft202012Validator, validators
+from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from jsonschema.exceptions import ValidationError as SchemaViolation
 from pydantic import ValidationError
 
 from koos.api.constants import PARAM_ENV_PREFIX
 from koos.api.execution import SecretParameter
 from koos.api.template import Parameter, TemplateSpec
+from koos.engine.problem import Problem
+from koos.engine.schema_check import A_TYPE, value_problems
 
 __all__ = [
-    "Problem",
     "build_parameter_schema",
     "is_safe_to_paste",
     "param_env_name",
@@ -54,26 +52,6 @@ _ONLY_FOR = {
     "maximum": ("integer", "number"),
     "items": ("array",),
 }
-_A_TYPE = {
-    "string": "a string",
-    "integer": "an integer",
-    "number": "a number",
-    "boolean": "a boolean (true or false)",
-    "array": "an array",
-    "object": "an object",
-    "null": "null",
-}
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a spec: where (a field path as the user wrote it) and what to fix."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
 
 
 def param_env_name(name: str) -> str:
@@ -165,9 +143,9 @@ def _validate_declaration(path: str, parameter: Parameter) -> list[Problem]:
     if parameter.enum is not None:
         plain = {key: value for key, value in schema.items() if key != "enum"}
         for index, value in enumerate(parameter.enum):
-            problems.extend(_value_problems(f"{path}.enum[{index}]", value, plain))
+            problems.extend(value_problems(f"{path}.enum[{index}]", value, plain))
     if parameter.default is not None and not parameter.secret:
-        problems.extend(_value_problems(f"{path}.default", parameter.default, schema))
+        problems.extend(value_problems(f"{path}.default", parameter.default, schema))
     return problems
 
 
@@ -255,7 +233,7 @@ def resolve_parameters(
                 problems.append(
                     Problem(
                         path,
-                        f"missing required parameter {name} ({_A_TYPE[parameter.type]}): "
+                        f"missing required parameter {name} ({A_TYPE[parameter.type]}): "
                         f"give it {how}in the Execution's spec.parameters",
                     )
                 )
@@ -278,7 +256,7 @@ def resolve_parameters(
                 )
             )
             continue
-        found = _value_problems(path, value, build_parameter_schema(parameter))
+        found = value_problems(path, value, build_parameter_schema(parameter))
         problems.extend(found)
         if not found:
             values[name] = _normalized(parameter, value)
@@ -309,105 +287,3 @@ def _normalized(parameter: Parameter, value: Any) -> Any:
     if parameter.type == "integer" and isinstance(value, float):
         return int(value)
     return copy.deepcopy(value)
-
-
-def _ecma_pattern(pattern: str) -> str:
-    """`pattern` with ECMA-262's `$` (JSON-Schema's dialect): Python's `$` also matches before
-    a final newline, which would let "web\\n" through `^[a-z]+$` into a pasted script."""
-    result: list[str] = []
-    escaped = in_class = False
-    for char in pattern:
-        if not escaped and not in_class and char == "$":
-            char = r"\Z"
-        elif escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == "[" or (in_class and char == "]"):
-            in_class = char == "["
-        result.append(char)
-    return "".join(result)
-
-
-def _pattern_keyword(
-    validator: Any, pattern: str, instance: Any, schema: Any
-) -> Iterator[SchemaViolation]:
-    if validator.is_type(instance, "string") and not re.search(_ecma_pattern(pattern), instance):
-        yield SchemaViolation(f"{instance!r} does not match {pattern!r}")
-
-
-_Validator = validators.extend(Draft202012Validator, {"pattern": _pattern_keyword})
-
-
-def _value_problems(path: str, value: Any, schema: Mapping[str, Any]) -> list[Problem]:
-    """Why `value` does not satisfy `schema`, one problem per place, saying what to fix."""
-    errors = list(_Validator(schema).iter_errors(value))
-    # A value of the wrong type fails other keywords too; the type is what to fix first.
-    mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
-    problems: list[Problem] = []
-    for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
-        where = tuple(error.absolute_path)
-        if where in mistyped and error.validator != "type":
-            continue
-        suffix = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in where)
-        problem = Problem(
-            path + suffix,
-            _describe(error.validator, error.validator_value, error.instance, error.message),
-        )
-        if problem not in problems:
-            problems.append(problem)
-    return problems
-
-
-def _describe(keyword: Any, expected: Any, value: Any, fallback: str) -> str:
-    got = _show(value)
-    if keyword == "type":
-        wanted = expected if isinstance(expected, list) else [expected]
-        return f"must be {' or '.join(_A_TYPE.get(str(t), str(t)) for t in wanted)}, got {got}"
-    if keyword == "enum":
-        return f"must be one of {', '.join(_json(v) for v in expected)}, got {got}"
-    if keyword == "pattern":
-        return f"must match the pattern {expected}, got {got}"
-    if keyword == "minimum":
-        return f"must be at least {_number(expected)}, got {got}"
-    if keyword == "maximum":
-        return f"must be at most {_number(expected)}, got {got}"
-    if keyword == "minLength":
-        return f"must be at least {expected} characters long, got {len(value)}"
-    if keyword == "maxLength":
-        return f"must be at most {expected} characters long, got {len(value)}"
-    return str(fallback)
-
-
-def _show(value: Any) -> str:
-    """`value` in a message: its JSON type and a short JSON rendering."""
-    return f"{_json_type(value)} {_json(value)}"
-
-
-def _json(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _json_type(value: Any) -> str:
-    for kind, types in _JSON_TYPES:
-        if isinstance(value, types):
-            return kind
-    return type(value).__name__
-
-
-_JSON_TYPES: tuple[tuple[str, type | tuple[type, ...]], ...] = (
-    ("boolean", bool),
-    ("integer", int),
-    ("number", float),
-    ("string", str),
-    ("array", (list, tuple)),
-    ("object", Mapping),
-    ("null", type(None)),
-)
-
-
-def _number(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)

@@ -40,7 +40,6 @@ when nothing happened the status stays as it was and there are no Events.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -48,14 +47,6 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from koos.api.common import Condition
-from koos.api.constants import (
-    ANNOTATION_SCHEDULED_TIME,
-    API_VERSION,
-    GROUP,
-    LABEL_MANAGED_BY,
-    LABEL_SCHEDULE,
-    MANAGER,
-)
 from koos.api.schedule import ActiveExecution, ScheduleSpec, ScheduleStatus
 from koos.engine.cron import (
     MAX_DUE,
@@ -68,12 +59,10 @@ from koos.engine.cron import (
     fire_times,
     is_active,
     next_fire,
-    timing_problems,
     triage,
 )
 from koos.engine.facts import EventSpec
-from koos.engine.jobs import label_value
-from koos.engine.params import Problem
+from koos.engine.schedule_spec import build_execution, validate_schedule
 from koos.engine.timefmt import parse_rfc3339, rfc3339
 
 __all__ = [
@@ -88,9 +77,6 @@ __all__ = [
 ]
 
 MESSAGE_LIMIT = 1024
-_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-_KEY = re.compile(rf"([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_NAME}")
-_VALUE = re.compile(rf"({_NAME})?")
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
 State = tuple[Literal["True", "False"], str, str]  # a condition's status, reason, message
@@ -104,65 +90,6 @@ class SchedulePlan:
     delete: tuple[str, ...] = ()  # finished Executions beyond the history limits
     events: tuple[EventSpec, ...] = ()
     wake_at: datetime | None = None
-
-
-def validate_schedule(spec: ScheduleSpec, *, allow_seconds: bool = False) -> list[Problem]:
-    """Problems of a parsed spec, each with the field path to fix (bounds the model checks
-    when it parses, such as non-negative history limits, are checked again)."""
-    problems = timing_problems(spec, allow_seconds=allow_seconds)
-    for field, value in (
-        ("successfulExecutionsHistoryLimit", spec.successful_executions_history_limit),
-        ("failedExecutionsHistoryLimit", spec.failed_executions_history_limit),
-        ("maxCatchUp", spec.max_catch_up),
-    ):
-        if value < 0:
-            problems.append(Problem(f"spec.{field}", "must be 0 or more"))
-    meta = spec.execution_template.metadata
-    for kind, entries in (
-        ("labels", meta and meta.labels),
-        ("annotations", meta and meta.annotations),
-    ):
-        for key, text in (entries or {}).items():
-            path = f"spec.executionTemplate.metadata.{kind}[{key}]"
-            if key.startswith(f"{GROUP}/") or key == LABEL_MANAGED_BY:
-                problems.append(Problem(path, f"{key} is set by koos; remove it"))
-            elif len(key) > 317 or not _KEY.fullmatch(key):
-                problems.append(Problem(path, "is not a valid key: [prefix/]name, name ≤ 63"))
-            elif kind == "labels" and not _VALUE.fullmatch(text):
-                problems.append(Problem(path, f"{text!r} is not a valid label value (≤ 63)"))
-    return problems
-
-
-def build_execution(
-    *, schedule: str, namespace: str, uid: str, spec: ScheduleSpec, name: str, at: datetime
-) -> dict[str, Any]:
-    """The Execution of the fire at `at`, labelled with and owned by its Schedule."""
-    meta = spec.execution_template.metadata
-    labels = {**((meta and meta.labels) or {})}
-    labels.update({LABEL_SCHEDULE: label_value(schedule), LABEL_MANAGED_BY: MANAGER})
-    annotations = {**((meta and meta.annotations) or {}), ANNOTATION_SCHEDULED_TIME: rfc3339(at)}
-    owner = {
-        "apiVersion": API_VERSION,
-        "kind": "Schedule",
-        "name": schedule,
-        "uid": uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Execution",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": labels,
-            "annotations": annotations,
-            "ownerReferences": [owner],
-        },
-        "spec": spec.execution_template.spec.model_dump(
-            mode="json", by_alias=True, exclude_none=True
-        ),
-    }
 
 
 def plan_schedule(

@@ -26,7 +26,8 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from koos.api.template import TemplateSpec
-from koos.engine.params import Problem, validate_parameters
+from koos.engine.params import validate_parameters
+from koos.engine.problem import Problem
 from koos.engine.template_reference import (
     Scope,
     step_expressions,

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from koos.api.template import Parameter, Step, TemplateSpec
 from koos.engine.expressions import ExpressionError, has_expression, references
-from koos.engine.params import Problem, is_safe_to_paste, param_env_name
+from koos.engine.params import is_safe_to_paste, param_env_name
+from koos.engine.problem import Problem
 from koos.engine.template_structure import Place, finals_by_name
 
 _STEP_FIELDS = ("outputs", "phase")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from koos.api.template import RunAction, Step
 from koos.engine.durations import parse_duration
-from koos.engine.params import Problem
+from koos.engine.problem import Problem
 
 # Leaves room in a 63-character Job name for the execution's name and the attempt.
 STEP_NAME_MAX_LENGTH = 40

@@ -8,13 +8,13 @@ import pytest
 
 from koos.api.template import Parameter, TemplateSpec
 from koos.engine.params import (
-    Problem,
     build_parameter_schema,
     is_safe_to_paste,
     param_env_name,
     param_env_value,
     resolve_parameters,
 )
+from koos.engine.problem import Problem
 
 SECRET_REF = {"valueFrom": {"secretKeyRef": {"name": "db", "key": "token"}}}
 SPEC = TemplateSpec.model_validate(
