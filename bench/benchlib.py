@@ -10,6 +10,7 @@ import signal
 import ssl
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -28,6 +29,26 @@ def percentile(values: list[float], p: float) -> float:
     """Nearest rank."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def latency_row(
+    what: str,
+    values: list[float],
+    show: Callable[[float], str],
+    budget: tuple[float, float] | None,
+) -> str:
+    """A Markdown row: count, p50, p90, p99, max (each through `show`), and whether the
+    (p50, p99) `budget` is met."""
+    if not values:
+        return f"| {what} | 0 | | | | | {'not measured' if budget else ''} |"
+    p50, p99 = percentile(values, 50), percentile(values, 99)
+    verdict = ""
+    if budget is not None:
+        verdict = "met" if p50 <= budget[0] and p99 <= budget[1] else "**not met**"
+    return (
+        f"| {what} | {len(values)} | {show(p50)} | {show(percentile(values, 90))} "
+        f"| {show(p99)} | {show(max(values))} | {verdict} |"
+    )
 
 
 def start_operator(kubeconfig: Path, log: IO[str]) -> subprocess.Popen[bytes]:

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from benchlib import client, percentile, start_operator, stop_operator
+from benchlib import client, latency_row, start_operator, stop_operator
 
 from koos.sandbox.app import SandboxThread
 from koos.sandbox.audit import summarize
@@ -205,16 +205,7 @@ def seconds(value: float) -> str:
 
 
 def row(what: str, values: list[float], budget: bool) -> str:
-    if not values:
-        return f"| {what} | 0 | | | | | {'not measured' if budget else ''} |"
-    p50, p99 = percentile(values, 50), percentile(values, 99)
-    verdict = ""
-    if budget:
-        verdict = "met" if p50 <= BUDGET_P50 and p99 <= BUDGET_P99 else "**not met**"
-    return (
-        f"| {what} | {len(values)} | {seconds(p50)} | {seconds(percentile(values, 90))} "
-        f"| {seconds(p99)} | {seconds(max(values))} | {verdict} |"
-    )
+    return latency_row(what, values, seconds, (BUDGET_P50, BUDGET_P99) if budget else None)
 
 
 def memory(pid: int) -> dict[str, int]:
