@@ -8,16 +8,14 @@ not change."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
-import logging
 import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,11 +23,10 @@ from typing import Any
 import pytest
 import yaml
 
-from koos.handlers.operator import Options, run
-from koos.sandbox.app import SandboxThread
 from koos.sandbox.testing import Kubectl, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
+from .gates import SRE, OperatorThread, execution_manifest, sandbox_and_kubectl
+
 USERS: dict[str, tuple[str, ...]] = {
     "alice": ("sre",),
     "bob": ("dev",),
@@ -42,14 +39,10 @@ pytestmark = pytest.mark.kubectl
 
 
 @dataclass
-class Gate:
+class Gate(OperatorThread):
     """A sandbox, the operator and kubectl: what a person trying approvals has."""
 
-    runner: SandboxThread
-    kubectl: Kubectl
-    tmp: Path
-    stop: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
+    tmp: Path = Path()
 
     # ---- the operator --------------------------------------------------------------------
 
@@ -57,29 +50,12 @@ class Gate:
         """As `koos operator` would: its own loop and thread; ready once its webhooks are
         registered and point at the server it now runs."""
         before = self.webhook_url()
-        ready, self.stop = threading.Event(), threading.Event()
-        options = Options(
-            kubeconfig=str(self.kubectl.kubeconfig), metrics_port=None, fast_retries=True
-        )
-        self.thread = threading.Thread(
-            target=lambda: asyncio.run(run(options, self.stop, ready)),
-            name="operator",
-            daemon=True,
-        )
-        self.thread.start()
-        assert ready.wait(20), "the operator was not ready within 20 s"
+        self.run_operator()
         wait_for(
             lambda: self.webhook_url() not in (None, before),
             timeout=20,
             what="the operator to register its webhooks",
         )
-
-    def stop_operator(self) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join(20)
-            assert not self.thread.is_alive(), "the operator did not stop within 20 s"
-            self.thread = None
 
     def webhook_url(self) -> str | None:
         result = self.kubectl.run("get", WEBHOOKS, "koos.io", "-o", "json", check=False)
@@ -91,28 +67,9 @@ class Gate:
 
     # ---- what people do ------------------------------------------------------------------
 
-    def template(self, name: str, approve: dict[str, Any]) -> None:
-        """A runbook gated by an approve step, then a restart (a Job that succeeds)."""
-        body = {
-            "apiVersion": "koos.io/v1alpha1",
-            "kind": "Template",
-            "metadata": {"name": name},
-            "spec": {
-                "parameters": {"target": {"type": "string", "default": "web"}},
-                "steps": [
-                    {"name": "approve", "approve": approve},
-                    {"name": "restart", "run": {"image": "busybox", "script": "true"}},
-                ],
-            },
-        }
-        self.kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
-
     def execute(self, name: str, template: str, context: str = "bob") -> str:
         """Create the Execution as `context` and wait until it waits on its Pending Approval."""
-        body = execution_manifest(name, template)
-        out = self.kubectl("create", "-f", "-", input=yaml.safe_dump(body), context=context)
-        assert out.strip() == f"execution.koos.io/{name} created"
-        approval = f"{name}-approve"
+        approval = self.create_execution(name, template, context)
         self.wait_approval(approval, "Pending")
         self.wait_execution(name, "Waiting")
         return approval
@@ -171,18 +128,6 @@ class Gate:
         return out.split()
 
 
-def execution_manifest(name: str, template: str, **annotations: str) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name}
-    if annotations:
-        meta["annotations"] = annotations
-    return {
-        "apiVersion": "koos.io/v1alpha1",
-        "kind": "Execution",
-        "metadata": meta,
-        "spec": {"templateRef": {"name": template}},
-    }
-
-
 def decisions(approval: dict[str, Any]) -> list[tuple[str, str, str | None, bool]]:
     return [
         (d["user"], d["decision"], d.get("reason"), d.get("verified", False))
@@ -200,24 +145,13 @@ def step(execution: dict[str, Any], name: str) -> dict[str, Any]:
 
 @pytest.fixture
 def gate(tmp_path: Path) -> Iterator[Gate]:
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not on the PATH")
-    logging.getLogger("kopf").setLevel(logging.WARNING)
-    runner = SandboxThread(
-        crds=ROOT / "crds", jobs_mode="scripted", bookmark_interval=0.5, users=USERS
-    )
-    sandbox = runner.start()
-    kubeconfig = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
-    harness = Gate(runner, Kubectl(kubeconfig, tmp_path / "kube-cache"), tmp_path)
-    try:
-        harness.start_operator()
-        yield harness
-    finally:
-        harness.stop_operator()
-        runner.stop()
-
-
-SRE = {"approvers": {"groups": ["sre"]}, "message": "Restart {{ params.target }}?"}
+    with sandbox_and_kubectl(tmp_path, USERS) as (runner, kubectl):
+        harness = Gate(runner, kubectl, tmp=tmp_path)
+        try:
+            harness.start_operator()
+            yield harness
+        finally:
+            harness.stop_operator()
 
 
 # ---- deciding ------------------------------------------------------------------------------

@@ -9,92 +9,34 @@ the Executions, alice (group sre) decides."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-import shutil
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from koos.handlers.operator import Options, run
-from koos.sandbox.app import SandboxThread
-from koos.sandbox.testing import Kubectl, wait_for
+from koos.sandbox.testing import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
+from .gates import SRE, OperatorThread, sandbox_and_kubectl
+
 USERS: dict[str, tuple[str, ...]] = {"alice": ("sre",), "bob": ("dev",)}
-SRE = {"approvers": {"groups": ["sre"]}, "message": "Restart {{ params.target }}?"}
 
 pytestmark = pytest.mark.kubectl
 
 
 @dataclass
-class Gate:
+class Gate(OperatorThread):
     """A sandbox, kubectl, and the operator started without webhooks."""
 
-    runner: SandboxThread
-    kubectl: Kubectl
-    stop: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-
     def start_operator(self, *, trust_unverified_approvals: bool) -> None:
-        """As `koos operator --no-webhooks [--trust-unverified-approvals]` would: its own
-        loop and thread."""
-        ready, self.stop = threading.Event(), threading.Event()
-        options = Options(
-            kubeconfig=str(self.kubectl.kubeconfig),
-            metrics_port=None,
-            fast_retries=True,
-            webhooks=False,
-            trust_unverified_approvals=trust_unverified_approvals,
-        )
-        self.thread = threading.Thread(
-            target=lambda: asyncio.run(run(options, self.stop, ready)),
-            name="operator",
-            daemon=True,
-        )
-        self.thread.start()
-        assert ready.wait(20), "the operator was not ready within 20 s"
-
-    def stop_operator(self) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join(20)
-            assert not self.thread.is_alive(), "the operator did not stop within 20 s"
-            self.thread = None
-
-    def template(self, name: str, approve: dict[str, Any]) -> None:
-        """A runbook gated by an approve step, then a restart (a Job that succeeds)."""
-        body = {
-            "apiVersion": "koos.io/v1alpha1",
-            "kind": "Template",
-            "metadata": {"name": name},
-            "spec": {
-                "parameters": {"target": {"type": "string", "default": "web"}},
-                "steps": [
-                    {"name": "approve", "approve": approve},
-                    {"name": "restart", "run": {"image": "busybox", "script": "true"}},
-                ],
-            },
-        }
-        self.kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
+        """As `koos operator --no-webhooks [--trust-unverified-approvals]` would."""
+        self.run_operator(webhooks=False, trust_unverified_approvals=trust_unverified_approvals)
 
     def execute(self, name: str, template: str, context: str = "bob") -> str:
         """Create the Execution as `context` and wait until it waits on its Pending Approval."""
-        body = {
-            "apiVersion": "koos.io/v1alpha1",
-            "kind": "Execution",
-            "metadata": {"name": name},
-            "spec": {"templateRef": {"name": template}},
-        }
-        out = self.kubectl("create", "-f", "-", input=yaml.safe_dump(body), context=context)
-        assert out.strip() == f"execution.koos.io/{name} created"
-        approval = f"{name}-approve"
+        approval = self.create_execution(name, template, context)
         self.wait_phase("approval", approval, "Pending")
         self.wait_phase("exe", name, "Waiting")
         return approval
@@ -139,20 +81,12 @@ def step(execution: dict[str, Any], name: str) -> dict[str, Any]:
 @pytest.fixture
 def gate(tmp_path: Path) -> Iterator[Gate]:
     """The sandbox and kubectl; each test starts the operator with the options it needs."""
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not on the PATH")
-    logging.getLogger("kopf").setLevel(logging.WARNING)
-    runner = SandboxThread(
-        crds=ROOT / "crds", jobs_mode="scripted", bookmark_interval=0.5, users=USERS
-    )
-    sandbox = runner.start()
-    kubeconfig = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
-    harness = Gate(runner, Kubectl(kubeconfig, tmp_path / "kube-cache"))
-    try:
-        yield harness
-    finally:
-        harness.stop_operator()
-        runner.stop()
+    with sandbox_and_kubectl(tmp_path, USERS) as (runner, kubectl):
+        harness = Gate(runner, kubectl)
+        try:
+            yield harness
+        finally:
+            harness.stop_operator()
 
 
 def test_without_webhooks_a_decision_is_recorded_unverified_and_ignored(gate: Gate) -> None:
