@@ -25,6 +25,17 @@ def client(kubeconfig: Path) -> tuple[str, str, ssl.SSLContext]:
     return cluster["server"], token, ssl.create_default_context(cadata=ca)
 
 
+PY_SPY = [str(Path(sys.executable).with_name("py-spy")), "record", "-r", "200", "-f", "raw"]
+
+
+def attach_profiler(pid: int, target: str | None) -> subprocess.Popen[bytes] | None:
+    """py-spy recording `pid` into `target` (collapsed stacks) until sent SIGINT; None
+    without a target."""
+    if not target:
+        return None
+    return subprocess.Popen([*PY_SPY, "-o", target, "--pid", str(pid)])
+
+
 def percentile(values: list[float], p: float) -> float:
     """Nearest rank."""
     ordered = sorted(values)
@@ -55,10 +66,9 @@ def start_operator(kubeconfig: Path, log: IO[str]) -> subprocess.Popen[bytes]:
     """`koos operator` in a process of its own, as deployed: it must not share a CPU-bound
     event loop with the sandbox."""
     profile = os.environ.get("KOOS_BENCH_PROFILE")  # py-spy's collapsed stacks go to this file
-    spy = [str(Path(sys.executable).with_name("py-spy")), "record", "-r", "200", "-f", "raw"]
     return subprocess.Popen(
         [
-            *([*spy, "-o", profile, "--"] if profile else []),
+            *([*PY_SPY, "-o", profile, "--"] if profile else []),
             sys.executable,
             "-m",
             "koos.cli.main",

@@ -29,7 +29,6 @@ import math
 import os
 import platform
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from benchlib import client, latency_row, start_operator, stop_operator
+from benchlib import attach_profiler, client, latency_row, start_operator, stop_operator
 
 from koos.sandbox.app import SandboxThread
 from koos.sandbox.audit import summarize
@@ -225,17 +224,6 @@ def mib(values: dict[str, int], key: str) -> str:
     return f"{values[key] / 2**20:.0f} MiB" if key in values else "n/a"
 
 
-def attach_profiler(pid: int) -> subprocess.Popen[bytes] | None:
-    """KOOS_BENCH_PROFILE_FIRE=FILE: py-spy records the operator from the fire to the end."""
-    target = os.environ.get("KOOS_BENCH_PROFILE_FIRE")
-    if not target:
-        return None
-    spy = str(Path(sys.executable).with_name("py-spy"))
-    return subprocess.Popen(
-        [spy, "record", "-r", "200", "-f", "raw", "-o", target, "--pid", str(pid)]
-    )
-
-
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds used so far by a process, Linux only."""
     try:
@@ -299,7 +287,8 @@ def main() -> int:
             cpu_before = cpu_seconds(operator.pid)
             sandbox_before = cpu_seconds(os.getpid())
             mark = runner.run(sandbox.requests.mark)
-            spy = attach_profiler(operator.pid)
+            # KOOS_BENCH_PROFILE_FIRE=FILE: py-spy records the operator from the fire on.
+            spy = attach_profiler(operator.pid, os.environ.get("KOOS_BENCH_PROFILE_FIRE"))
             if not recorder.done.wait(max(0.0, setup.fire + args.deadline - time.time())):
                 error = f"deadline of fire + {args.deadline:g} s passed"
             if spy is not None:

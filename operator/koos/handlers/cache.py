@@ -20,11 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
+from koos.k8s.apply import resource_version
+
 Key = Hashable
-
-
-def resource_version(body: Mapping[str, Any]) -> str:
-    return str((body.get("metadata") or {}).get("resourceVersion") or "")
 
 
 class LatestBodies:

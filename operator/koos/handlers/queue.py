@@ -27,6 +27,8 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping
 from datetime import datetime
 from typing import Any
 
+from koos.k8s.apply import resource_version
+
 log = logging.getLogger("koos.queue")
 
 Key = Hashable
@@ -35,8 +37,8 @@ Process = Callable[[Key], Awaitable[datetime | None]]
 
 def event_version(event_type: str | None, body: Mapping[str, Any]) -> str | None:
     """The version a watch event wakes a key with (None for a deletion: it always runs)."""
-    version = (body.get("metadata") or {}).get("resourceVersion")
-    return str(version) if version and event_type != "DELETED" else None
+    version = resource_version(body)
+    return version if version and event_type != "DELETED" else None
 
 
 class WorkQueue:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -128,7 +129,8 @@ async def apply_plan(kube: Kube, snapshot: ExecutionSnapshot, plan: Plan) -> tup
     return tuple(written)
 
 
-def resource_version(body: dict[str, Any]) -> str:
+def resource_version(body: Mapping[str, Any]) -> str:
+    """The body's metadata.resourceVersion ("" when it has none)."""
     return str((body.get("metadata") or {}).get("resourceVersion") or "")
 
 
