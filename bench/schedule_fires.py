@@ -289,11 +289,14 @@ def main() -> int:
             mark = runner.run(sandbox.requests.mark)
             # KOOS_BENCH_PROFILE_FIRE=FILE: py-spy records the operator from the fire on.
             spy = attach_profiler(operator.pid, os.environ.get("KOOS_BENCH_PROFILE_FIRE"))
+            # KOOS_BENCH_PROFILE_SANDBOX=FILE: and this process (the sandbox) too.
+            spy_sandbox = attach_profiler(os.getpid(), os.environ.get("KOOS_BENCH_PROFILE_SANDBOX"))
             if not recorder.done.wait(max(0.0, setup.fire + args.deadline - time.time())):
                 error = f"deadline of fire + {args.deadline:g} s passed"
-            if spy is not None:
-                spy.send_signal(signal.SIGINT)
-                spy.wait(timeout=30)
+            for recording in (spy, spy_sandbox):
+                if recording is not None:
+                    recording.send_signal(signal.SIGINT)
+                    recording.wait(timeout=30)
             if operator.poll() is not None:
                 error = f"the operator exited with {operator.returncode}"
         except Exception as failure:  # report what there is
@@ -324,6 +327,7 @@ def main() -> int:
         if setup.settled_before is not None
         else f"**not** by the fire ({len(recorder.ready)} of {args.schedules} Ready)"
     )
+    first = min((c.at for c in fired), default=ended)
     last = max((c.at for c in fired), default=ended)
     cpu_used = (
         f"{cpu_after - cpu_before:.1f} s"
@@ -338,6 +342,7 @@ def main() -> int:
         + (f" — **{twice} created twice**" if twice else " — none twice"),
         f"{args.schedules} Schedules created in": seconds(setup.create_seconds),
         "all Schedules Ready": settled,
+        "fire → first Execution created": seconds(first - setup.fire) if fired else "n/a",
         "fire → last Execution created": seconds(last - setup.fire) if fired else "n/a",
         "operator RSS just before the fire (peak so far)": f"{mib(before, 'VmRSS')} "
         f"({mib(before, 'VmHWM')})",
