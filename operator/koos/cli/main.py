@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -48,6 +49,9 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+GC_YOUNG = 20_000
+
+
 def _operator(args: argparse.Namespace) -> int:
     from koos.handlers.operator import Options, run
 
@@ -70,6 +74,13 @@ def _operator(args: argparse.Namespace) -> int:
         # serves: thousands of lines (and real CPU) per run.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # An operator allocates in bursts: a watch event is a tree of hundreds of objects, and a
+    # fire of many Schedules makes thousands of requests at once. With CPython's default of a
+    # young collection every 700 allocations, the objects of requests still in flight are
+    # promoted, and full collections (which walk every cached body) follow: pauses of
+    # 30-110 ms each, three in the first two seconds of a fire of 1,000 Schedules. A young
+    # generation of 20,000 keeps them young; garbage without cycles is freed as before.
+    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
     # kopf handles SIGINT/SIGTERM itself in the main thread and stops gracefully.
     asyncio.run(run(options))
     return 0

@@ -7,6 +7,9 @@
 - `add_at(key, when)` wakes a key at a time (a sleep, a retry, a timeout): waiting costs no
   API request and no polling.
 - A failed key is retried with a capped exponential backoff.
+- A processing may let waiting keys go first (`let_waiting_go_first`): it gives up its
+  worker until no key waits for one, then takes one again; its key stays taken meanwhile.
+  A Schedule creates its run at once and writes its status when the other fires are out.
 - Echoes are not processed: a controller records the resourceVersions its processing of a
   key wrote (`wrote`), a watch event wakes the key with its resourceVersion
   (`add(key, version=…)`), and a key woken by nothing but the echoes of its own last writes
@@ -24,6 +27,8 @@ import heapq
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +38,17 @@ log = logging.getLogger("koos.queue")
 
 Key = Hashable
 Process = Callable[[Key], Awaitable[datetime | None]]
+
+
+@dataclass
+class _Worker:
+    """The worker slot a processing holds (one per running processing task)."""
+
+    queue: WorkQueue
+    held: bool = True
+
+
+_worker: ContextVar[_Worker | None] = ContextVar("koos_queue_worker", default=None)
 
 
 def event_version(event_type: str | None, body: Mapping[str, Any]) -> str | None:
@@ -54,7 +70,8 @@ class WorkQueue:
         self._on_skip = on_skip
         self.yields_to: tuple[WorkQueue, ...] = ()  # queues whose waiting keys go first
         self.max_yield = 1.0  # seconds a key waits at most for them
-        self._workers = workers
+        self.max_wait_behind = 5.0  # seconds a processing lets waiting keys go first, at most
+        self._slots = asyncio.Semaphore(workers)
         self._max_backoff = max_backoff
         self._ready: asyncio.Queue[Key] = asyncio.Queue()
         self._queued: set[Key] = set()
@@ -66,6 +83,8 @@ class WorkQueue:
         self._due: dict[Key, float] = {}
         self._failures: dict[Key, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._running: set[asyncio.Task[None]] = set()
+        self._taking = False  # the dispatcher holds a key taken off `_ready`, waiting for a worker
         self._drained = asyncio.Event()  # set while no key waits for a worker
         self._drained.set()
         self._stopped = False
@@ -120,7 +139,7 @@ class WorkQueue:
 
     def busy(self) -> bool:
         """Keys are waiting for a worker (never once stopped)."""
-        return not self._stopped and not self._ready.empty()
+        return not self._stopped and (self._taking or not self._ready.empty())
 
     async def drained(self) -> None:
         """Return once no key waits for a worker."""
@@ -130,19 +149,34 @@ class WorkQueue:
         return len(self._queued) + len(self._active)
 
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._timer_loop(), name="koos-timers")]
-        self._tasks += [
-            asyncio.create_task(self._worker(), name=f"koos-worker-{i}")
-            for i in range(self._workers)
+        self._tasks = [
+            asyncio.create_task(self._timer_loop(), name="koos-timers"),
+            asyncio.create_task(self._dispatch(), name="koos-dispatch"),
         ]
 
     async def stop(self) -> None:
         self._stopped = True
         self._drained.set()
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._running]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks = []
+
+    async def let_waiting_go_first(self) -> None:
+        """Called by a processing of this queue: give up its worker while keys wait for
+        one (for at most `max_wait_behind` seconds), then take a worker again. Its key stays
+        taken meanwhile, so no other processing of it starts."""
+        worker = _worker.get()
+        if worker is None or worker.queue is not self or not worker.held or not self.busy():
+            return
+        worker.held = False
+        self._slots.release()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.max_wait_behind):
+                await self._drained.wait()
+        await self._slots.acquire()
+        worker.held = True
 
     async def _yield(self) -> None:
         """Let the keys waiting in `yields_to` go first, for at most `max_yield` seconds."""
@@ -167,17 +201,31 @@ class WorkQueue:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._timer_wakeup.wait(), timeout)
 
-    async def _worker(self) -> None:
+    async def _dispatch(self) -> None:
+        """Start a processing task for each key taken, at most `workers` at once."""
         while True:
             key = await self._ready.get()
+            # The key counts as waiting until it has a worker; no worker is held idle, so
+            # a processing that gave its worker up always gets one back.
+            self._taking = True
+            await self._slots.acquire()
+            self._taking = False
             if self._ready.empty():
                 self._drained.set()
+            task = asyncio.create_task(self._run(key), name=f"koos-process-{key}")
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, key: Key) -> None:
+        worker = _Worker(self)
+        _worker.set(worker)  # this task's own context
+        try:
             await self._yield()
             self._queued.discard(key)
             if self._only_echoes(key):
                 if self._on_skip is not None:
                     self._on_skip()
-                continue
+                return
             self._active.add(key)
             try:
                 wake = await self._process(key)
@@ -204,3 +252,6 @@ class WorkQueue:
                 if key in self._dirty:
                     self._dirty.discard(key)
                     self._enqueue(key)
+        finally:
+            if worker.held:
+                self._slots.release()
