@@ -840,3 +840,81 @@ async def test_warnings_are_kept_per_request(world: World) -> None:
     assert first == ["careful with a"]
     assert second == ["careful with b"]
     assert admission.warnings is request_warnings()
+
+
+# ---- matchConditions ------------------------------------------------------------------------
+
+NOT_ALICE = {"name": "not-alice", "expression": 'request.userInfo.username != "alice"'}
+BROKEN = {"name": "broken", "expression": 'object.metadata.labels["missing"] == "x"'}
+
+
+@pytest.mark.parametrize("kind", ["Mutating", "Validating"])
+async def test_a_false_match_condition_skips_the_webhook(world: World, kind: str) -> None:
+    unlabelled = {
+        "name": "labelled",
+        "expression": 'has(object.metadata.labels) && object.metadata.labels["team"] == "a"',
+    }
+    await world.configure(
+        kind, "mc", world.webhook("mc.koos.test", "/mc", matchConditions=[NOT_ALICE, unlabelled])
+    )
+
+    assert (await world.alice.create_cm("by-alice", {"team": "a"}))[0] == 201
+    assert (await world.admin.create_cm("plain"))[0] == 201
+    assert world.hooks.calls == []
+    assert (await world.admin.create_cm("by-admin", {"team": "a"}))[0] == 201
+    assert [c.request["name"] for c in world.hooks.calls] == ["by-admin"]
+
+
+async def test_match_conditions_see_the_old_object_on_delete(world: World) -> None:
+    keep = {"name": "keep", "expression": 'object == null && oldObject.metadata.name == "gone"'}
+    await world.configure(
+        "Validating", "mc", world.webhook("d.koos.test", "/d", matchConditions=[keep])
+    )
+    for name in ("gone", "other"):
+        assert (await world.alice.create_cm(name))[0] == 201
+        assert (await world.alice.call("DELETE", f"{CONFIGMAPS}/{name}"))[0] == 200
+    assert [(c.request["operation"], c.request["name"]) for c in world.hooks.calls] == [
+        ("DELETE", "gone")
+    ]
+
+
+@pytest.mark.parametrize("policy", ["Fail", "Ignore"])
+async def test_a_match_condition_that_errs_follows_the_failure_policy(
+    world: World, policy: str
+) -> None:
+    hook = world.webhook("err.koos.test", "/e", failurePolicy=policy, matchConditions=[BROKEN])
+    await world.configure("Validating", "err", hook)
+
+    status, answer = await world.alice.create_cm("one")
+
+    assert world.hooks.calls == []  # never called
+    if policy == "Ignore":
+        assert status == 201, answer
+        return
+    assert status == 403, answer
+    assert answer["reason"] == "Forbidden"
+    assert answer["message"].startswith(
+        'configmaps "one" is forbidden: expression \'object.metadata.labels["missing"] == "x"\' '
+        "resulted in error: "
+    )
+    assert answer["details"] == {"name": "one", "kind": "configmaps"}
+    assert (await world.alice.call("GET", f"{CONFIGMAPS}/one"))[0] == 404
+
+
+async def test_a_false_match_condition_wins_over_an_error(world: World) -> None:
+    hook = world.webhook("mix.koos.test", "/m", matchConditions=[BROKEN, NOT_ALICE])
+    await world.configure("Validating", "mix", hook)
+    assert (await world.alice.create_cm("one"))[0] == 201  # skipped: not-alice is false
+    status, answer = await world.admin.create_cm("two")  # not-alice true, broken errs
+    assert status == 403, answer
+    assert world.hooks.calls == []
+
+
+async def test_a_match_condition_that_does_not_compile_is_an_error(world: World) -> None:
+    bad = {"name": "bad", "expression": "request.userInfo.username =="}
+    await world.configure(
+        "Validating", "bad", world.webhook("b.koos.test", "/b", matchConditions=[bad])
+    )
+    status, answer = await world.alice.create_cm("one")
+    assert status == 403, answer
+    assert "compilation failed" in answer["message"]

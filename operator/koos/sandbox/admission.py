@@ -31,9 +31,10 @@ Refusals, worded as the apiserver words them:
   "<name>" does not support dry run`, whatever the failure policy; without `sideEffects` at
   all → a call failure `Webhook SideEffects is nil`.
 
+`matchConditions` are evaluated (CEL) as `admission_cel` says.
+
 Not emulated (documented choices): `matchPolicy: Equivalent` is treated as Exact (a rule
 naming only another served version of a resource does not match, and no conversion is done);
-`matchConditions` (CEL) are ignored, the webhook is called as if they matched;
 `reinvocationPolicy: IfNeeded` never re-invokes; `clientConfig.service` cannot be reached
 from the sandbox and is a call failure (the failure policy decides); audit annotations are
 dropped. The configurations are not validated when stored (the write
@@ -69,6 +70,7 @@ from typing import Any
 
 import aiohttp
 
+from koos.sandbox.admission_cel import conditions_match
 from koos.sandbox.admission_errors import (
     CallFailed,
     denied,
@@ -201,6 +203,7 @@ class WebhookAdmission:
             request = replace(
                 request, obj=with_type_meta(request.rt, request.namespace, request.obj)
             )
+        selected = [h for h in selected if conditions_match(h, request)]
         warnings = request_warnings()
         outcomes = await asyncio.gather(
             *(self._validate_one(h, request, warnings) for h in selected),
@@ -225,6 +228,8 @@ class WebhookAdmission:
         changed = False
         for hook in hooks:
             if not should_call(hook, request, self.store, self.registry):
+                continue
+            if not conditions_match(hook, request):
                 continue
             try:
                 response = await self._call(hook, request, warnings)
