@@ -271,6 +271,7 @@ def main() -> int:
     sandbox_after: float | None = None
     cpu_after: float | None = None  # and at the end
     records: list[Any] = []
+    hook_calls: Counter[str] = Counter()
     ended = time.time()
     with tempfile.TemporaryDirectory(prefix="koos-bench-") as tmp:
         kubeconfig = sandbox.write_kubeconfig(Path(tmp) / "kubeconfig")
@@ -287,6 +288,7 @@ def main() -> int:
             cpu_before = cpu_seconds(operator.pid)
             sandbox_before = cpu_seconds(os.getpid())
             mark = runner.run(sandbox.requests.mark)
+            hooks_before = Counter(sandbox.admission.calls)
             # KOOS_BENCH_PROFILE_FIRE=FILE: py-spy records the operator from the fire on.
             spy = attach_profiler(operator.pid, os.environ.get("KOOS_BENCH_PROFILE_FIRE"))
             # KOOS_BENCH_PROFILE_SANDBOX=FILE: and this process (the sandbox) too.
@@ -309,6 +311,7 @@ def main() -> int:
             stop_operator(operator)
             if mark:
                 records = runner.run(sandbox.requests.since, mark)
+                hook_calls = Counter(sandbox.admission.calls) - hooks_before
             runner.stop()
         if error:
             tail = log_path.read_text().splitlines()[-20:]
@@ -357,6 +360,10 @@ def main() -> int:
         ),
         "operator API requests, fire - 0.5 s → end": f"{len(records):,} ({writes:,} writes, "
         f"{sum(1 for r in records if r.code == 409)} conflicts)",
+        "admission webhook calls, fire - 0.5 s → end": ", ".join(
+            f"{name} {n:,}" for name, n in hook_calls.most_common()
+        )
+        or "none",
     }
     report = (
         f"\n## {time.strftime('%Y-%m-%d')} — {platform.machine()}, {os.cpu_count()} cores, "

@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from koos.sandbox.auth import UserInfo
 from koos.sandbox.errors import ApiError
 from koos.sandbox.testing import async_wait_for
+from koos.sandbox.writes import WriteOptions
 
 from .conftest import Koos
 
@@ -191,3 +193,51 @@ async def test_a_restarted_operator_fires_each_time_once(koos: Koos) -> None:
     assert len(times) == len(set(times))  # no fire twice
     names = sorted(r["metadata"]["name"] for r in runs(koos, "once"))
     assert len(names) == len(set(names))
+
+
+def conditions(koos: Koos, plural: str, hook: str) -> object:
+    config = koos.sandbox.store.find(
+        koos.rt(plural, "admissionregistration.k8s.io", "v1"), "", "koos.io"
+    )
+    for entry in (config or {}).get("webhooks") or []:
+        if entry["name"] == hook:
+            return entry.get("matchConditions")
+    return None
+
+
+async def test_runs_of_schedules_skip_the_creator_webhook(koos: Koos) -> None:
+    # The operator stamps its own runs, so the API server need not call the creator webhook
+    # for them; a person's Execution is still stamped by it, from the API server's record.
+    operator = koos.admin.username  # the harness runs the operator as the sandbox's admin
+    for plural, hook in (
+        ("mutatingwebhookconfigurations", "creator.koos.io"),
+        ("validatingwebhookconfigurations", "creator-kept.koos.io"),
+    ):
+        await async_wait_for(
+            lambda plural=plural, hook=hook: conditions(koos, plural, hook),
+            what=f"matchConditions on {hook}",
+        )
+        [condition] = conditions(koos, plural, hook)  # type: ignore[misc]
+        assert condition["expression"] == f'request.userInfo.username != "{operator}"'
+    calls = koos.sandbox.admission.calls
+    before = calls["creator.koos.io"]
+
+    await koos.apply(template("quiet"))
+    await koos.apply(schedule("quiet", "quiet"))
+    await async_wait_for(lambda: len(runs(koos, "quiet")) >= 2, timeout=15, what="two fires")
+    for run in runs(koos, "quiet"):
+        assert run["metadata"]["annotations"]["koos.io/created-by"] == operator
+    assert calls["creator.koos.io"] == before
+
+    alice = UserInfo("alice", "uid-alice", ("sre",))
+    by_hand = {
+        "apiVersion": "koos.io/v1alpha1",
+        "kind": "Execution",
+        "metadata": {"name": "by-hand"},
+        "spec": {"templateRef": {"name": "quiet"}},
+    }
+    created = await koos.sandbox.state.writes.create(
+        alice, koos.rt("executions"), "default", by_hand, WriteOptions()
+    )
+    assert calls["creator.koos.io"] == before + 1
+    assert created["metadata"]["annotations"]["koos.io/created-by"] == "alice"

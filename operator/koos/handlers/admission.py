@@ -8,6 +8,11 @@ removes them).
   self-approval rule relies on it); a stamp the user supplies is refused, and so is any
   later change to it.
 - Template CREATE/UPDATE: refuse a template the engine finds invalid, one problem per line.
+- The two Execution webhooks change nothing for the operator's own requests (it stamps the
+  runs it creates itself), so their configurations carry a `matchConditions` entry that
+  spares the API server those calls: a Schedule's fire then costs no webhook round trip. kopf
+  writes the configurations without it, so a watch puts it back whenever it is missing;
+  until then the webhooks are simply called.
 
 The operator serves the webhooks itself (kopf's server) and registers URL-based
 configurations named `koos.io` with exactly the rules these handlers need
@@ -17,6 +22,7 @@ configurations named `koos.io` with exactly the rules these handlers need
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import secrets as random
 from typing import Any
@@ -29,7 +35,7 @@ from koos.api.schedule import ScheduleSpec
 from koos.api.template import TemplateSpec
 from koos.engine import schedule as cron
 from koos.engine.template import problems_from_pydantic, validate_template
-from koos.k8s.client import Kube, KubeError
+from koos.k8s.client import JSON_PATCH, Kube, KubeError
 
 log = logging.getLogger("koos.admission")
 
@@ -94,6 +100,70 @@ def register(registry: kopf.OperatorRegistry, operator_user: str) -> None:
             problems = [str(p) for p in problems_from_pydantic(error)]
         if problems:
             raise kopf.AdmissionError("the template is invalid:\n" + "\n".join(problems))
+
+
+# The webhooks (kopf names them `<handler id>.<configuration>`) whose handling of the
+# operator's own requests is a no-op, by configuration kind.
+OWN_REQUESTS_SKIPPED = {
+    "mutatingwebhookconfigurations": (f"creator.{GROUP}",),
+    "validatingwebhookconfigurations": (f"creator-kept.{GROUP}",),
+}
+ADMISSION_GROUP, ADMISSION_VERSION = "admissionregistration.k8s.io", "v1"
+
+
+def not_from(user: str) -> list[dict[str, str]]:
+    """The matchConditions that skip a webhook for requests of `user` (a CEL string literal
+    is written as JSON writes one)."""
+    return [
+        {
+            "name": "not-koos-itself",
+            "expression": f"request.userInfo.username != {json.dumps(user)}",
+        }
+    ]
+
+
+def conditions_patch(plural: str, body: Any, operator_user: str) -> list[dict[str, Any]]:
+    """The JSON patch that adds the missing matchConditions to a koos configuration (each
+    guarded by a test of the webhook's name: kopf may rewrite the list meanwhile)."""
+    wanted = not_from(operator_user)
+    patch: list[dict[str, Any]] = []
+    for index, hook in enumerate(body.get("webhooks") or []):
+        name = hook.get("name")
+        if name in OWN_REQUESTS_SKIPPED.get(plural, ()) and hook.get("matchConditions") != wanted:
+            patch.append({"op": "test", "path": f"/webhooks/{index}/name", "value": name})
+            patch.append(
+                {"op": "add", "path": f"/webhooks/{index}/matchConditions", "value": wanted}
+            )
+    return patch
+
+
+def register_own_requests_skipped(
+    registry: kopf.OperatorRegistry, kube: Kube, operator_user: str
+) -> None:
+    for plural in OWN_REQUESTS_SKIPPED:
+
+        @kopf.on.event(
+            ADMISSION_GROUP,
+            ADMISSION_VERSION,
+            plural,
+            when=lambda name, **_: name == GROUP,
+            id=f"koos-{plural}",
+            registry=registry,
+        )
+        async def keep_conditions(
+            type: str | None, body: kopf.Body, name: str, resource: kopf.Resource, **_: Any
+        ) -> None:
+            patch = conditions_patch(resource.plural, body, operator_user)
+            if type == "DELETED" or not patch:
+                return
+            path = f"/apis/{ADMISSION_GROUP}/{ADMISSION_VERSION}/{resource.plural}/{name}"
+            try:
+                await kube.request("PATCH", path, body=patch, content_type=JSON_PATCH)
+            except KubeError as error:
+                # 422: kopf rewrote the list meanwhile; its event comes next and we try again.
+                if error.code not in (404, 409, 422):
+                    raise
+                log.info("Webhook configuration changed meanwhile name=%s: %s", name, error)
 
 
 def register_schedule_validation(registry: kopf.OperatorRegistry, allow_seconds: bool) -> None:

@@ -114,6 +114,7 @@ def build_registry(
     schedule.register(registry, schedules)
     if options.webhooks:
         admission.register(registry, operator_user)
+        admission.register_own_requests_skipped(registry, kube, operator_user)
         admission.register_schedule_validation(registry, options.allow_second_schedules)
     return registry
 
@@ -158,7 +159,9 @@ async def run(options: Options, stop: Flag | None = None, ready: Flag | None = N
         on_decided=lambda ns, name: controller.queue.add((ns, name)),
         notifier=Notifier(kube),
     )
-    schedules = schedule.ScheduleController(kube, allow_seconds=options.allow_second_schedules)
+    schedules = schedule.ScheduleController(
+        kube, allow_seconds=options.allow_second_schedules, creator=operator_user
+    )
     queues = (controller.queue, approvals.queue, schedules.queue)
     # When many Schedules fire at once, their runs are created first and started after.
     controller.queue.yields_to = (schedules.queue,)

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from koos.api.constants import (
     ANNOTATION_CANCEL,
+    ANNOTATION_CREATED_BY,
     ANNOTATION_SCHEDULED_TIME,
     GROUP,
     LABEL_SCHEDULE,
@@ -80,6 +81,9 @@ def schedule_owner(body: Mapping[str, Any]) -> str | None:
 class ScheduleController:
     kube: Kube
     allow_seconds: bool = False
+    # Who the API server says the operator is: the creator its runs record (stamped here, so
+    # the creator webhook need not be called for them).
+    creator: str | None = None
     runs: Mapping[Any, Any] = field(default_factory=dict)  # kopf index: (ns, schedule) → runs
     templates: Mapping[Any, Any] | None = None  # kopf index: (ns, template) → present
     queue: WorkQueue = field(init=False)
@@ -164,6 +168,8 @@ class ScheduleController:
     ) -> tuple[str, ...]:
         """Carry out the plan; returns the resourceVersion its status write made, if any."""
         for manifest in plan.create:
+            if self.creator:
+                manifest["metadata"]["annotations"][ANNOTATION_CREATED_BY] = self.creator
             try:
                 await self.kube.create(custom_path("executions", namespace), manifest)
                 metrics.SCHEDULE_FIRES.inc()

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from koos.k8s.events import EventSink
 
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 JSON = "application/json"
 USER_AGENT = f"OpenAPI-Generator/{kubernetes_version}/python"  # as the generated client
 TIMEOUT = aiohttp.ClientTimeout(total=5 * 60)  # as the generated client

@@ -64,6 +64,7 @@ import logging
 import ssl
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -123,6 +124,8 @@ class WebhookAdmission:
         self._session: aiohttp.ClientSession | None = None
         self._ssl: dict[str, ssl.SSLContext] = {}
         self._stopped = False
+        # Calls by webhook name, as kube-apiserver's apiserver_admission_webhook_request_total.
+        self.calls: Counter[str] = Counter()
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -316,6 +319,7 @@ class WebhookAdmission:
     ) -> dict[str, Any]:
         """POST the review and return its checked `response`; raise CallFailed when the
         webhook could not be asked, an ApiError when the request is refused."""
+        self.calls[hook.name] += 1
         if request.dry_run:
             if hook.side_effects is None:
                 raise CallFailed("Webhook SideEffects is nil")
