@@ -8,11 +8,11 @@ removes them).
   self-approval rule relies on it); a stamp the user supplies is refused, and so is any
   later change to it.
 - Template CREATE/UPDATE: refuse a template the engine finds invalid, one problem per line.
-- The two Execution webhooks change nothing for the operator's own requests (it stamps the
-  runs it creates itself), so their configurations carry a `matchConditions` entry that
-  spares the API server those calls: a Schedule's fire then costs no webhook round trip. kopf
-  writes the configurations without it, so a watch puts it back whenever it is missing;
-  until then the webhooks are simply called.
+- The two Execution webhooks change nothing for some of the operator's own requests: the
+  runs it creates and stamps itself, and its updates. Their configurations carry
+  `matchConditions` that spare the API server those calls, so a Schedule's fire costs no
+  webhook round trip. kopf writes the configurations without them; a watch puts them back
+  whenever they are missing, and until then the webhooks are simply called.
 
 The operator serves the webhooks itself (kopf's server) and registers URL-based
 configurations named `koos.io` with exactly the rules these handlers need
@@ -21,6 +21,7 @@ configurations named `koos.io` with exactly the rules these handlers need
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -102,34 +103,41 @@ def register(registry: kopf.OperatorRegistry, operator_user: str) -> None:
             raise kopf.AdmissionError("the template is invalid:\n" + "\n".join(problems))
 
 
-# The webhooks (kopf names them `<handler id>.<configuration>`) whose handling of the
-# operator's own requests is a no-op, by configuration kind.
-OWN_REQUESTS_SKIPPED = {
-    "mutatingwebhookconfigurations": (f"creator.{GROUP}",),
-    "validatingwebhookconfigurations": (f"creator-kept.{GROUP}",),
-}
 ADMISSION_GROUP, ADMISSION_VERSION = "admissionregistration.k8s.io", "v1"
 
 
-def not_from(user: str) -> list[dict[str, str]]:
-    """The matchConditions that skip a webhook for requests of `user` (a CEL string literal
-    is written as JSON writes one)."""
-    return [
-        {
-            "name": "not-koos-itself",
-            "expression": f"request.userInfo.username != {json.dumps(user)}",
-        }
-    ]
+def _literal(text: str) -> str:
+    """A CEL string literal (JSON's escapes are CEL's; characters beyond the BMP are written
+    as they are, since CEL refuses JSON's surrogate pairs)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def own_requests_skipped(plural: str, hook: str, operator_user: str) -> list[dict[str, str]] | None:
+    """The matchConditions of a koos webhook that spare the API server its calls for the
+    operator's own requests, exactly where its handler would do nothing (None: none).
+
+    kopf names the webhooks `<handler id>.<configuration>`."""
+    me = f"request.userInfo.username != {_literal(operator_user)}"
+    if (plural, hook) == ("mutatingwebhookconfigurations", f"creator.{GROUP}"):
+        # Only the runs the operator stamped itself: anything else it creates is stamped here.
+        stamped = (
+            "!has(object.metadata.annotations) || "
+            f"!({_literal(ANNOTATION_CREATED_BY)} in object.metadata.annotations)"
+        )
+        return [{"name": "not-stamped-by-koos", "expression": f"{me} || {stamped}"}]
+    if (plural, hook) == ("validatingwebhookconfigurations", f"creator-kept.{GROUP}"):
+        return [{"name": "not-koos-itself", "expression": me}]
+    return None
 
 
 def conditions_patch(plural: str, body: Any, operator_user: str) -> list[dict[str, Any]]:
     """The JSON patch that adds the missing matchConditions to a koos configuration (each
     guarded by a test of the webhook's name: kopf may rewrite the list meanwhile)."""
-    wanted = not_from(operator_user)
     patch: list[dict[str, Any]] = []
     for index, hook in enumerate(body.get("webhooks") or []):
-        name = hook.get("name")
-        if name in OWN_REQUESTS_SKIPPED.get(plural, ()) and hook.get("matchConditions") != wanted:
+        name = str(hook.get("name", ""))
+        wanted = own_requests_skipped(plural, name, operator_user)
+        if wanted is not None and hook.get("matchConditions") != wanted:
             patch.append({"op": "test", "path": f"/webhooks/{index}/name", "value": name})
             patch.append(
                 {"op": "add", "path": f"/webhooks/{index}/matchConditions", "value": wanted}
@@ -137,10 +145,13 @@ def conditions_patch(plural: str, body: Any, operator_user: str) -> list[dict[st
     return patch
 
 
+CONDITION_RETRIES = (0.5, 1, 2, 4, 8, 16, 30)  # seconds between attempts
+
+
 def register_own_requests_skipped(
     registry: kopf.OperatorRegistry, kube: Kube, operator_user: str
 ) -> None:
-    for plural in OWN_REQUESTS_SKIPPED:
+    for plural in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations"):
 
         @kopf.on.event(
             ADMISSION_GROUP,
@@ -153,17 +164,39 @@ def register_own_requests_skipped(
         async def keep_conditions(
             type: str | None, body: kopf.Body, name: str, resource: kopf.Resource, **_: Any
         ) -> None:
-            patch = conditions_patch(resource.plural, body, operator_user)
-            if type == "DELETED" or not patch:
+            if type == "DELETED":
                 return
+            patch = conditions_patch(resource.plural, body, operator_user)
             path = f"/apis/{ADMISSION_GROUP}/{ADMISSION_VERSION}/{resource.plural}/{name}"
-            try:
-                await kube.request("PATCH", path, body=patch, content_type=JSON_PATCH)
-            except KubeError as error:
-                # 422: kopf rewrote the list meanwhile; its event comes next and we try again.
-                if error.code not in (404, 409, 422):
-                    raise
-                log.info("Webhook configuration changed meanwhile name=%s: %s", name, error)
+            for delay in (*CONDITION_RETRIES, None):
+                if not patch:
+                    return
+                try:
+                    await kube.request("PATCH", path, body=patch, content_type=JSON_PATCH)
+                    return
+                except KubeError as error:
+                    if error.code in (404, 409, 422):
+                        # The list changed meanwhile (its event comes next and is handled
+                        # then), or the API server refuses the conditions: the webhooks
+                        # are called for the operator's requests too, which is only slower.
+                        log.warning(
+                            "Webhook conditions not added config=%s/%s: %s",
+                            resource.plural,
+                            name,
+                            error,
+                        )
+                        return
+                    if delay is None:
+                        log.error(
+                            "Webhook conditions not added config=%s/%s: %s",
+                            resource.plural,
+                            name,
+                            error,
+                        )
+                        return
+                    await asyncio.sleep(delay)
+                fresh = await kube.find(path)
+                patch = conditions_patch(resource.plural, fresh or {}, operator_user)
 
 
 def register_schedule_validation(registry: kopf.OperatorRegistry, allow_seconds: bool) -> None:

@@ -204,10 +204,20 @@ class ScheduleController:
         diff = merge_diff(old, plan.status.model_dump(mode="json", exclude_none=True))
         written: tuple[str, ...] = ()
         if diff is not None:
-            patched = await self.kube.merge_patch(
-                custom_path("schedules", namespace, name, "status"),
-                {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": diff},
-            )
+            try:
+                patched = await self.kube.merge_patch(
+                    custom_path("schedules", namespace, name, "status"),
+                    {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": diff},
+                )
+            except KubeError as error:
+                if error.code != 409:
+                    raise
+                # The Schedule changed since it was read (more likely after waiting for the
+                # other fires): plan again from the new one, read anew (the watch may not
+                # have brought it yet); its Events come with that plan.
+                self.bodies.distrust((namespace, name))
+                self.queue.add((namespace, name))
+                return ()
             written = (resource_version(patched),)
         for event in plan.events:
             await post_object_event(

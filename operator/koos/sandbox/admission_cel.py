@@ -28,18 +28,18 @@ from koos.sandbox.admission_review import build_review
 from koos.sandbox.errors import ApiError
 from koos.sandbox.writes import AdmissionRequest
 
-_MISSING = ""
+MISSING = ""
 try:  # imported with the sandbox, not at its first request (the import takes ~0.2 s)
     import cel
 except ImportError as _missing:  # the `sandbox` extra; the operator itself never needs it
-    _MISSING = f"{_missing}: install koos with the [sandbox] extra"
+    MISSING = f"{_missing}: install koos with the [sandbox] extra"
 
 
 @functools.lru_cache(maxsize=1024)
 def _compiled(expression: str) -> Any:
     """The program of an expression, or the error its compilation raised."""
-    if _MISSING:
-        return ImportError(_MISSING)
+    if MISSING:
+        return ImportError(MISSING)
     try:
         return cel.compile(expression)
     except Exception as error:  # the library raises ValueError, but any is a compile error

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
-from koos.sandbox import admission, jobs
+from koos.sandbox import admission, admission_cel, jobs
 from koos.sandbox.auth import ADMIN_GROUP, DenyRule
 from koos.sandbox.gc import GarbageCollector
 from koos.sandbox.kubeconfig import build_kubeconfig
@@ -114,6 +114,12 @@ class Sandbox:
     # ---- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> str:
+        if admission_cel.MISSING:
+            # Without CEL, every webhook with matchConditions (koos's own among them) would
+            # refuse its requests.
+            raise RuntimeError(
+                f"the sandbox evaluates webhook matchConditions: {admission_cel.MISSING}"
+            )
         await self._seed()
         server = Server(self.state)
         self._runner = web.AppRunner(
