@@ -16,6 +16,8 @@ from typing import IO
 
 import yaml
 
+from koos.cli.demo import operator_command
+
 
 def client(kubeconfig: Path) -> tuple[str, str, ssl.SSLContext]:
     config = yaml.safe_load(kubeconfig.read_text())
@@ -67,17 +69,7 @@ def start_operator(kubeconfig: Path, log: IO[str]) -> subprocess.Popen[bytes]:
     event loop with the sandbox."""
     profile = os.environ.get("KOOS_BENCH_PROFILE")  # py-spy's collapsed stacks go to this file
     return subprocess.Popen(
-        [
-            *([*PY_SPY, "-o", profile, "--"] if profile else []),
-            sys.executable,
-            "-m",
-            "koos.cli.main",
-            "operator",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--metrics-port",
-            "0",
-        ],
+        [*([*PY_SPY, "-o", profile, "--"] if profile else []), *operator_command(kubeconfig)],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # a group of its own: stopped with py-spy, if any

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import platform
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-import yaml
+from benchlib import client
 
 CM = "/api/v1/namespaces/default/configmaps"
 
@@ -52,11 +51,7 @@ def start_sandbox(workdir: Path) -> tuple[subprocess.Popen[str], str, str, ssl.S
     if "ready" not in line:
         proc.kill()
         raise SystemExit(f"the sandbox did not start: {line}")
-    config = yaml.safe_load(kubeconfig.read_text())
-    cluster = config["clusters"][0]["cluster"]
-    ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
-    token = config["users"][0]["user"]["token"]
-    return proc, cluster["server"], token, ssl.create_default_context(cadata=ca)
+    return (proc, *client(kubeconfig))
 
 
 async def timed(count: int, concurrency: int, one: object) -> float:

@@ -170,6 +170,22 @@ async def test_a_schedule_of_a_missing_template_waits_for_it(koos: Koos) -> None
     await async_wait_for(lambda: runs(koos, "early"), what="fires once the Template exists")
 
 
+async def test_a_schedule_says_at_once_when_its_template_goes_away(koos: Koos) -> None:
+    # A yearly Schedule is not woken by its own timer: the Template's deletion wakes it.
+    await koos.apply(template("gone"))
+    await koos.apply(schedule("orphan", "gone", cron="0 0 1 1 *"))
+
+    def ready(value: str) -> dict[str, object] | None:
+        conditions = status(koos, "orphan").get("conditions") or []
+        return next((c for c in conditions if c["type"] == "Ready" and c["status"] == value), None)
+
+    await async_wait_for(lambda: ready("True"), what="Ready=True")
+    await koos.delete("templates", "gone")
+    condition = await async_wait_for(lambda: ready("False"), what="Ready=False, Template gone")
+    assert '"gone" not found' in str(condition["message"])
+    assert runs(koos, "orphan") == []
+
+
 async def test_replace_cancels_the_active_run(koos: Koos) -> None:
     await koos.apply(template("long"))
     koos.sandbox.jobs.script("swap-*", duration=600)

@@ -53,20 +53,18 @@ def _start_sandbox(workdir: Path, env: dict[str, str]) -> tuple[subprocess.Popen
     return proc, kubeconfig
 
 
+def operator_command(kubeconfig: Path) -> list[str]:
+    """`koos operator` against `kubeconfig`, without a metrics port, as this interpreter runs
+    it (the demo and the benchmarks start it in a process of its own)."""
+    module = [sys.executable, "-m", "koos.cli.main", "operator"]
+    return [*module, "--kubeconfig", str(kubeconfig), "--metrics-port", "0"]
+
+
 def _start_operator(kubeconfig: Path, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     print(f"$ koos operator --kubeconfig {kubeconfig} --metrics-port 0   (log: {log})")
     with open(log, "wb") as out:
         return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "koos.cli.main",
-                "operator",
-                "--kubeconfig",
-                str(kubeconfig),
-                "--metrics-port",
-                "0",
-            ],
+            operator_command(kubeconfig),
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,

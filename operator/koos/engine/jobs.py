@@ -159,7 +159,7 @@ def build_job(request: JobRequest) -> dict[str, Any]:
     job_spec: dict[str, Any] = {"backoffLimit": 0}
     if request.deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = request.deadline_seconds
-    # The full Execution name (a label value may be shortened): how a Pod event finds its run.
+    # The full Execution name (a label value may be shortened), for whoever looks at a Pod.
     annotations = {ANNOTATION_EXECUTION: request.execution}
     job_spec["template"] = {
         "metadata": {"labels": dict(labels), "annotations": annotations},

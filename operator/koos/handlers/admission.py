@@ -175,10 +175,11 @@ def register_own_requests_skipped(
                     await kube.request("PATCH", path, body=patch, content_type=JSON_PATCH)
                     return
                 except KubeError as error:
-                    if error.code in (404, 409, 422):
-                        # The list changed meanwhile (its event comes next and is handled
-                        # then), or the API server refuses the conditions: the webhooks
-                        # are called for the operator's requests too, which is only slower.
+                    # 404/409/422: the list changed meanwhile (its event comes next and is
+                    # handled then), or the API server refuses the conditions. Either way,
+                    # and after the last retry, the webhooks are called for the operator's
+                    # requests too, which is only slower.
+                    if error.code in (404, 409, 422) or delay is None:
                         log.warning(
                             "Webhook conditions not added config=%s/%s: %s",
                             resource.plural,
@@ -186,17 +187,10 @@ def register_own_requests_skipped(
                             error,
                         )
                         return
-                    if delay is None:
-                        log.error(
-                            "Webhook conditions not added config=%s/%s: %s",
-                            resource.plural,
-                            name,
-                            error,
-                        )
-                        return
-                    await asyncio.sleep(delay)
-                fresh = await kube.find(path)
-                patch = conditions_patch(resource.plural, fresh or {}, operator_user)
+                await asyncio.sleep(delay)
+                patch = conditions_patch(
+                    resource.plural, await kube.find(path) or {}, operator_user
+                )
 
 
 def register_schedule_validation(registry: kopf.OperatorRegistry, allow_seconds: bool) -> None:

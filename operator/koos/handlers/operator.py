@@ -17,6 +17,7 @@ import kopf
 from koos.api.constants import GROUP, LABEL_MANAGED_BY, MANAGER
 from koos.handlers import admission, approval, execution, metrics, schedule, template
 from koos.handlers.notify import Notifier
+from koos.handlers.queue import wait_drained
 from koos.k8s.client import Kube
 from koos.k8s.events import EventSink
 
@@ -166,12 +167,7 @@ async def run(options: Options, stop: Flag | None = None, ready: Flag | None = N
     # When many Schedules fire at once, their runs are created first and started after.
     controller.queue.yields_to = (schedules.queue,)
 
-    async def idle() -> None:
-        while any(queue.busy() for queue in queues):
-            for queue in queues:
-                await queue.drained()
-
-    kube.events = EventSink(kube, idle=idle)
+    kube.events = EventSink(kube, idle=lambda: wait_drained(queues))
     registry = build_registry(options, kube, controller, approvals, schedules, operator_user)
     if options.metrics_port is not None:
         metrics.serve(options.metrics_port)

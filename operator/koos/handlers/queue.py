@@ -51,6 +51,13 @@ class _Worker:
 _worker: ContextVar[_Worker | None] = ContextVar("koos_queue_worker", default=None)
 
 
+async def wait_drained(queues: tuple[WorkQueue, ...]) -> None:
+    """Return once no key waits for a worker in any of `queues`."""
+    while any(queue.busy() for queue in queues):
+        for queue in queues:
+            await queue.drained()
+
+
 def event_version(event_type: str | None, body: Mapping[str, Any]) -> str | None:
     """The version a watch event wakes a key with (None for a deletion: it always runs)."""
     version = resource_version(body)
@@ -184,9 +191,7 @@ class WorkQueue:
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.max_yield):
-                while any(queue.busy() for queue in self.yields_to):
-                    for queue in self.yields_to:
-                        await queue.drained()
+                await wait_drained(self.yields_to)
 
     async def _timer_loop(self) -> None:
         while True:

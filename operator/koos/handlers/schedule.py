@@ -285,6 +285,12 @@ def register(registry: kopf.OperatorRegistry, controller: ScheduleController) ->
             controller.queue.add((namespace, owner))
 
     @kopf.on.event(GROUP, VERSION, "templates", id="koos-schedule-template", registry=registry)
-    async def template_changed(namespace: str | None, name: str, **_: Any) -> None:
+    async def template_changed(
+        type: str | None, namespace: str | None, name: str, **_: Any
+    ) -> None:
+        # A Schedule asks only whether its Template exists: a change to one (its own status
+        # write among them) decides nothing.
+        if type == "MODIFIED":
+            return
         for key in controller.using_template(namespace, name):
             controller.queue.add(key)

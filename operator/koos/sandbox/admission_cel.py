@@ -25,7 +25,7 @@ from typing import Any
 
 from koos.sandbox.admission_match import Webhook
 from koos.sandbox.admission_review import build_review
-from koos.sandbox.errors import ApiError
+from koos.sandbox.errors import aggregate, forbidden
 from koos.sandbox.writes import AdmissionRequest
 
 MISSING = ""
@@ -37,9 +37,8 @@ except ImportError as _missing:  # the `sandbox` extra; the operator itself neve
 
 @functools.lru_cache(maxsize=1024)
 def _compiled(expression: str) -> Any:
-    """The program of an expression, or the error its compilation raised."""
-    if MISSING:
-        return ImportError(MISSING)
+    """The program of an expression, or the error its compilation raised (the sandbox
+    does not start without the library)."""
     try:
         return cel.compile(expression)
     except Exception as error:  # the library raises ValueError, but any is a compile error
@@ -82,13 +81,4 @@ def conditions_match(hook: Webhook, request: AdmissionRequest) -> bool:
         return True
     if hook.ignore_failures:
         return False
-    rt = request.rt
-    resource = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
-    text = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
-    subject = f'{resource} "{request.name}"' if request.name else resource
-    details: dict[str, Any] = {"kind": rt.plural}
-    if request.name:
-        details["name"] = request.name
-    if rt.group:
-        details["group"] = rt.group
-    raise ApiError(403, "Forbidden", f"{subject} is forbidden: {text}", details=details)
+    raise forbidden(request.rt.plural, request.name, request.rt.group, aggregate(errors))

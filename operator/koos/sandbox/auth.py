@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from koos.sandbox import errors
 from koos.sandbox.errors import ApiError
 
 ADMIN_GROUP = "system:masters"
@@ -137,15 +138,11 @@ class Authorizer:
             user, verb, api_group, resource, namespace
         ):
             return
-        qualified = f"{resource}.{api_group}" if api_group else resource
-        subject = f'{qualified} "{name}"' if name else qualified
         scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
-        raise ApiError(
-            403,
-            "Forbidden",
-            f'{subject} is forbidden: User "{user.username}" cannot {verb} resource "{full}" '
+        raise errors.forbidden(
+            resource,
+            name,
+            api_group,
+            f'User "{user.username}" cannot {verb} resource "{full}" '
             f'in API group "{api_group}" {scope}',
-            details={"name": name, "group": api_group, "kind": resource}
-            if name
-            else {"group": api_group, "kind": resource},
         )

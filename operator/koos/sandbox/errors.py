@@ -85,14 +85,28 @@ def conflict(resource: str, name: str, group: str, why: str) -> ApiError:
     )
 
 
+def forbidden(resource: str, name: str, group: str, why: str) -> ApiError:
+    """403 Forbidden, worded like apiserver's `errors.NewForbidden` (without a name:
+    `<resource> is forbidden: …`)."""
+    qualified = _qualified(resource, group)
+    subject = f'{qualified} "{name}"' if name else qualified
+    return ApiError(
+        403, "Forbidden", f"{subject} is forbidden: {why}", details=_details(resource, name, group)
+    )
+
+
+def aggregate(messages: list[str]) -> str:
+    """The text of several errors as one, as `utilerrors.NewAggregate` writes it."""
+    return messages[0] if len(messages) == 1 else "[" + ", ".join(messages) + "]"
+
+
 def invalid(kind: str, name: str, group: str, causes: list[tuple[str, str]]) -> ApiError:
     """422 Invalid, worded like apiserver's `errors.NewInvalid`.
 
     `causes` are (field path, message) pairs, e.g. ("spec.replicas", "Required value").
     """
-    texts = [f"{field}: {msg}" if field else msg for field, msg in causes]
-    text = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
-    qualified = f"{kind}.{group}" if group else kind
+    text = aggregate([f"{field}: {msg}" if field else msg for field, msg in causes])
+    qualified = _qualified(kind, group)
     details = _details(kind, name, group)
     details["causes"] = [
         {"reason": _cause_reason(msg), "message": msg, "field": field} for field, msg in causes

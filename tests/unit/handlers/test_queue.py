@@ -15,10 +15,22 @@ class Fires:
 
     def __init__(self, workers: int) -> None:
         self.log: list[str] = []
+        self.changed = asyncio.Event()
         self.holding = 0  # processings between taking a worker and giving it up
         self.most = 0
         self.done: asyncio.Queue[object] = asyncio.Queue()
         self.queue = WorkQueue(self.process, workers=workers)
+
+    def record(self, line: str) -> None:
+        self.log.append(line)
+        self.changed.set()
+
+    async def until(self, log: list[str]) -> None:
+        """Wait until the log reads `log` (5 s at most)."""
+        async with asyncio.timeout(5):
+            while self.log != log:
+                self.changed.clear()
+                await self.changed.wait()
 
     def hold(self, delta: int) -> None:
         self.holding += delta
@@ -26,12 +38,12 @@ class Fires:
 
     async def process(self, key: object) -> datetime | None:
         self.hold(+1)
-        self.log.append(f"create {key}")
+        self.record(f"create {key}")
         await asyncio.sleep(0)  # a request
         self.hold(-1)
         await self.queue.let_waiting_go_first()
         self.hold(+1)
-        self.log.append(f"status {key}")
+        self.record(f"status {key}")
         await asyncio.sleep(0)
         self.hold(-1)
         self.done.put_nowait(key)
@@ -82,8 +94,7 @@ def test_a_key_stays_taken_while_it_lets_others_go_first() -> None:
         fires.queue.add("a")
         fires.queue.add("b")
         await fires.queue.start()
-        while fires.log != ["create a"]:
-            await asyncio.wait_for(asyncio.sleep(0), 5)
+        await fires.until(["create a"])
         fires.queue.add("a")  # a change to "a" while it waits behind "b"
         await fires.wait_for(3)
         await fires.queue.stop()
@@ -132,19 +143,18 @@ def test_stop_cancels_processings_waiting_behind_others() -> None:
         gate = asyncio.Event()
 
         async def process(key: object) -> datetime | None:
-            fires.log.append(f"create {key}")
+            fires.record(f"create {key}")
             if key == "b":
                 await gate.wait()  # holds the only worker
             await fires.queue.let_waiting_go_first()
-            fires.log.append(f"status {key}")
+            fires.record(f"status {key}")
             return None
 
         fires.queue = WorkQueue(process, workers=1)
         fires.queue.add("a")
         fires.queue.add("b")
         await fires.queue.start()
-        while fires.log != ["create a", "create b"]:
-            await asyncio.wait_for(asyncio.sleep(0), 5)
+        await fires.until(["create a", "create b"])
         await asyncio.wait_for(fires.queue.stop(), 5)
         return fires.log
 
