@@ -21,7 +21,8 @@ from koos.sandbox.writes import WriteOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "default"
-WEBHOOKS = 5  # creator, decision (mutating); creator-kept, template, schedule (validating)
+WEBHOOKS = 9  # creator, decision, schedule-creator (mutating); creator-kept, template,
+# schedule, execution-status, approval-created, approval-status (validating)
 
 
 @dataclass

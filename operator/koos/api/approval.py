@@ -62,7 +62,9 @@ class ApproveAction(KoosModel):
         default="Reject", description="What an expired Approval means for the step."
     )
     allow_self_approval: bool = Field(
-        default=False, description="Whether the Execution's creator may approve it."
+        default=False,
+        description="Whether the Execution's creator may approve it (and, when the approvers "
+        "come from parameters, whether a ServiceAccount may).",
     )
     require_reason: ReasonRule = Field(
         default="Rejections",
@@ -90,13 +92,20 @@ class ApprovalSpec(KoosModel):
         json_schema_extra=PRESERVE,
     )
     requested_by: str | None = Field(
-        default=None, description="Who created the Execution (from the API server)."
+        default=None,
+        description="Who asked for the run, from the API server: the Execution's creator, or "
+        "the creator of the Schedule that created it.",
     )
     deadline: str = Field(description="When the Approval expires (RFC 3339).")
     on_timeout: Literal["Reject", "Approve"] = Field(
         default="Reject", description="What expiry means for the step."
     )
     allow_self_approval: bool = Field(default=False, description="May the creator approve.")
+    approvers_from_parameters: bool | None = Field(
+        default=None,
+        description="The approvers were rendered from expressions (the run's creator chose "
+        "them): no ServiceAccount may approve unless allowSelfApproval.",
+    )
     require_reason: ReasonRule = Field(default="Rejections", description="When a reason is needed.")
     cancelled: bool | None = Field(
         default=None, description="The Execution was cancelled: the Approval expires."

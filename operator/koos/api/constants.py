@@ -23,6 +23,9 @@ ANNOTATION_DECISION = f"{GROUP}/decision"
 ANNOTATION_REASON = f"{GROUP}/reason"
 # Written only by the admission webhook: the signed record of verified decisions.
 ANNOTATION_DECISIONS = f"{GROUP}/decisions"
+# Written by the operator on each Approval it creates: an HMAC with its signing key over the
+# Approval's name, namespace, Execution uid and request, so that no copy passes as its own.
+ANNOTATION_REQUEST_SIGNATURE = f"{GROUP}/request-signature"
 LABEL_APPROVAL_STEP = f"{GROUP}/step"
 COMMAND_ANNOTATIONS = (ANNOTATION_CANCEL,)
 

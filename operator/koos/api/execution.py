@@ -61,6 +61,11 @@ class StepStatus(KoosModel):
         description="Outputs the step wrote to $KOOS_OUTPUT.",
         json_schema_extra=PRESERVE,
     )
+    proof: str | None = Field(
+        default=None,
+        description="koos's signature of a settled approve step: a record without a valid one "
+        "was not written by koos, and the run fails (StatusTampered).",
+    )
 
 
 class ResolvedTemplate(KoosModel):

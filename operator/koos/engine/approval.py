@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,6 +29,7 @@ from koos.api.approval import (
 from koos.api.common import Condition
 from koos.api.constants import (
     ANNOTATION_DECISION,
+    ANNOTATION_REQUEST_SIGNATURE,
     API_VERSION,
     LABEL_EXECUTION,
     LABEL_MANAGED_BY,
@@ -115,11 +116,8 @@ def decide_vote(
             f'user "{caller.username}" (groups: {groups}) is not an approver of {name}; '
             f"approvers are {describe_approvers(spec.approvers)}"
         )
-    if value == "approve" and not spec.allow_self_approval and caller.username == spec.requested_by:
-        raise VoteRefused(
-            f'user "{caller.username}" created execution {spec.execution_ref.name} and may not '
-            "approve it (allowSelfApproval is false): ask another approver"
-        )
+    if value == "approve" and not spec.allow_self_approval:
+        refuse_self_approval(name, spec, caller)
     earlier = next((d for d in decisions if d.user == caller.username), None)
     if earlier is not None:
         raise VoteRefused(
@@ -141,6 +139,28 @@ def decide_vote(
         time=rfc3339(now),
         verified=True,
     )
+
+
+SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
+
+
+def refuse_self_approval(name: str, spec: ApprovalSpec, caller: Caller) -> None:
+    """The requester may not approve her own run through any route: by name, through a
+    group, or as a ServiceAccount she may hold the token of. Which ServiceAccount tokens a
+    person holds is unknowable, so when the approvers came from the run's parameters (its
+    creator chose them) no ServiceAccount approves; approvers fixed by the Template's author
+    may include ServiceAccounts."""
+    if caller.username == spec.requested_by:
+        raise VoteRefused(
+            f'user "{caller.username}" created execution {spec.execution_ref.name} and may not '
+            "approve it (allowSelfApproval is false): ask another approver"
+        )
+    if spec.approvers_from_parameters and caller.username.startswith(SERVICE_ACCOUNT_PREFIX):
+        raise VoteRefused(
+            f"the approvers of {name} come from the run's parameters, which its creator chose: "
+            f'ServiceAccount "{caller.username}" may not approve it (its token could be the '
+            "creator's; allowSelfApproval is false): a person must approve"
+        )
 
 
 def _canonical(uid: str, decisions: Sequence[Decision]) -> bytes:
@@ -257,13 +277,21 @@ def build_approval(
     uid: str,
     step: str,
     spec: ApprovalSpec,
+    key: bytes | None,
 ) -> dict[str, Any]:
+    """The Approval an approve step creates, signed with the operator's key (no key: not
+    signed, and no vote on it will count)."""
+    name = approval_name(execution, step)
+    spec_json = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    meta: dict[str, Any] = {"name": name, "namespace": namespace}
+    if key is not None:
+        signature = sign_request(key, name, namespace, spec_json)
+        meta["annotations"] = {ANNOTATION_REQUEST_SIGNATURE: signature}
     return {
         "apiVersion": API_VERSION,
         "kind": "Approval",
         "metadata": {
-            "name": approval_name(execution, step),
-            "namespace": namespace,
+            **meta,
             "labels": {
                 LABEL_MANAGED_BY: MANAGER,
                 LABEL_EXECUTION: label_value(execution),
@@ -280,8 +308,50 @@ def build_approval(
                 }
             ],
         },
-        "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "spec": spec_json,
     }
+
+
+def _request(name: str, namespace: str, spec: Mapping[str, Any]) -> bytes:
+    # `cancelled` is left out: the operator sets it on a cancel without signing again, and
+    # it can only close a gate. The Execution's uid is in the spec (executionRef).
+    request = {k: v for k, v in spec.items() if k != "cancelled"}
+    return json.dumps(
+        {"name": name, "namespace": namespace, "spec": _plain(request)}, sort_keys=True
+    ).encode()
+
+
+def _plain(value: Any) -> Any:
+    """JSON numbers as the API server may give them back (2.0 read as 2): the signature must
+    not depend on how a parameter's number was written."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+def sign_request(key: bytes, name: str, namespace: str, spec: Mapping[str, Any]) -> str:
+    """The operator's signature of an Approval it creates (koos.io/request-signature)."""
+    return hmac.new(key, b"request\0" + _request(name, namespace, spec), hashlib.sha256).hexdigest()
+
+
+def is_signed_request(key: bytes | None, body: Mapping[str, Any]) -> bool:
+    """Whether the Approval is one the operator created (its name, namespace and request as
+    signed): a copy made by anyone else, or an edited one, is not."""
+    meta = body.get("metadata") or {}
+    signature = str((meta.get("annotations") or {}).get(ANNOTATION_REQUEST_SIGNATURE) or "")
+    spec = body.get("spec")
+    if key is None or not signature or not isinstance(spec, Mapping):
+        return False
+    wanted = sign_request(key, str(meta.get("name", "")), str(meta.get("namespace", "")), spec)
+    return hmac.compare_digest(signature.encode(), wanted.encode())
+
+
+def _listed(value: list[str] | str | None) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or [])
 
 
 def render_names(value: list[str] | str | None, render: Any) -> list[str]:
@@ -330,7 +400,10 @@ def request_spec(
     message = render(action.message) if action.message else None
     if message is not None and not isinstance(message, str):
         message = json.dumps(message)
+    given = action.approvers
+    chosen = [*_listed(given.users), *_listed(given.groups), *_listed(given.service_accounts)]
     return ApprovalSpec(
+        approvers_from_parameters=any("{{" in n or "{%" in n for n in chosen) or None,
         execution_ref=ExecutionRef(name=execution, uid=uid),
         step=step,
         approvers=approvers,

@@ -4,8 +4,12 @@ A started approve step creates one Approval (`ask`) and stays Running, its recor
 Approval; each later pass reads the Approval's facts (`awaiting`). Approved (or Expired with
 `onTimeout: Approve`, unless the Approval was cancelled) succeeds the step with the approvers
 as its `approvedBy` output; Rejected or Expired fails it; an Approval deleted before it was
-decided fails it as `ApprovalLost`, unless this same pass is creating it. The Approval is
-named after the execution and the step (`approval.approval_name`).
+decided fails it as `ApprovalLost`, unless this same pass is creating it; an Approval of
+that name that koos did not create for this run (`ApprovalFacts.problem`) fails it as
+`ApprovalNameTaken`. The Approval is named after the execution and the step
+(`approval.approval_name`) and signed with the operator's key; its outcome is what the signed
+record of decisions says (`approval_proof.approval_facts`), never its status. Every approve
+step koos settles carries a proof (`approval_proof.sealed`, in `koos.engine.execution`).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ def ask(work: Pass, step: Step, ctx: dict[str, Any]) -> None:
         uid=snapshot.uid,
         step=step.name,
         spec=spec,
+        key=snapshot.signing_key,
     )
     name = manifest["metadata"]["name"]
     work.approvals.append(manifest)
@@ -71,6 +76,16 @@ def awaiting(work: Pass, step: Step, record: StepStatus) -> None:
             step,
             "ApprovalLost",
             f"Approval {record.approval} was deleted before it was decided.",
+        )
+        return
+    if facts.problem:
+        fail(
+            work,
+            step,
+            "ApprovalNameTaken",
+            f"Approval {record.approval} exists but koos did not create it for this run "
+            f"({facts.problem}): its decisions cannot count. Delete it, then create the "
+            "Execution again.",
         )
         return
     if facts.phase == "Approved" or (

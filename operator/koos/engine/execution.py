@@ -21,6 +21,9 @@ A failed attempt with retries left stays Running with a `retryTime`. A step with
 Aborted); running ones finish. Finally steps start once every main step has settled and
 always run. Terminal phases never change again.
 
+An approve step recorded as settled without koos's proof (`approval_proof`) means someone
+else wrote the status: the run fails at once (reason StatusTampered) and nothing more runs.
+
 Invariants: the template is resolved once and kept in status (edits to it never change a
 running Execution); secret parameter values never enter the status or the plan (only their
 references do); status stays bounded (one compact record per step, short messages).
@@ -41,7 +44,7 @@ from koos.api.execution import (
     ResolvedTemplate,
     StepStatus,
 )
-from koos.engine import expressions, steps
+from koos.engine import approval_proof, expressions, steps
 from koos.engine.facts import EventSpec, ExecutionSnapshot, Plan
 from koos.engine.params import resolve_parameters
 from koos.engine.template import validate_template
@@ -64,11 +67,14 @@ def plan(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
         first_event = started.event
     else:
         first_event = None
+    tampering = _tampering(snapshot, status)
+    if tampering is not None:
+        return _stopped(snapshot, status, now, tampering, consumed)
     cancelled_now = ANNOTATION_CANCEL in consumed and not status.cancel_requested
     if cancelled_now:
         status = status.model_copy(update={"cancel_requested": True})
     progress = steps.advance(snapshot, status, now)
-    status = progress.status
+    status = _sealed(snapshot, status, progress.status)
     event = first_event or progress.event
     if first_event is not None and progress.event is not None:
         event = replace(
@@ -92,6 +98,59 @@ def plan(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
         event=event,
         consume_annotations=consumed,
         wake_at=progress.wake_at,
+    )
+
+
+def _tampering(snapshot: ExecutionSnapshot, status: ExecutionStatus) -> str | None:
+    assert status.template is not None
+    spec = status.template.spec
+    return approval_proof.tampered(
+        snapshot.signing_key, snapshot.uid, spec.all_steps(), status.steps or []
+    )
+
+
+def _sealed(
+    snapshot: ExecutionSnapshot, before: ExecutionStatus, after: ExecutionStatus
+) -> ExecutionStatus:
+    assert after.template is not None
+    records = approval_proof.sealed(
+        snapshot.signing_key,
+        snapshot.uid,
+        after.template.spec.all_steps(),
+        before.steps or [],
+        after.steps or [],
+    )
+    return after.model_copy(update={"steps": records})
+
+
+def _stopped(
+    snapshot: ExecutionSnapshot,
+    status: ExecutionStatus,
+    now: datetime,
+    message: str,
+    consumed: tuple[str, ...],
+) -> Plan:
+    """A status koos did not write lets nothing more run: its Jobs are deleted, its pending
+    Approvals withdrawn, and the run fails with reason StatusTampered."""
+    records = status.steps or []
+    failed = status.model_copy(
+        update={
+            "phase": "Failed",
+            "completion_time": rfc3339(now),
+            "message": _short(message),
+            "conditions": _conditions(
+                snapshot, now, "False", "StatusTampered", message, status.conditions
+            ),
+        }
+    )
+    return Plan(
+        status=failed,
+        delete_jobs=tuple(
+            sorted(n for n, j in snapshot.jobs.items() if j.phase == "Active" and not j.deleting)
+        ),
+        cancel_approvals=tuple(r.approval for r in records if r.phase == "Running" and r.approval),
+        event=EventSpec("Warning", "StatusTampered", _short(message)),
+        consume_annotations=consumed,
     )
 
 

@@ -35,13 +35,17 @@ class JobFacts:
 
 @dataclass(frozen=True)
 class ApprovalFacts:
-    """An approve step's Approval, reduced to its outcome."""
+    """An approve step's Approval, reduced to its outcome as the operator can verify it: from
+    its spec and the signed record of decisions, never from its status."""
 
     name: str
     phase: str  # Pending, Approved, Rejected, Expired ("" before the controller saw it)
     message: str = ""
     approved_by: tuple[str, ...] = ()
     cancelled: bool = False
+    # Why this is not the Approval koos created for this run and step ("" when it is): its
+    # outcome then counts for nothing.
+    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,9 @@ class ExecutionSnapshot:
     jobs: Mapping[str, JobFacts] = field(default_factory=dict)
     approvals: Mapping[str, ApprovalFacts] = field(default_factory=dict)
     creator: str | None = None  # stamped at CREATE by the admission webhook
+    # The operator's signing key: Approvals are signed with it, and so is the record of a
+    # settled approve step (None in tests only: nothing is signed nor checked).
+    signing_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

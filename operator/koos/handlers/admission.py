@@ -7,6 +7,11 @@ removes them).
 - Execution CREATE: stamp `koos.io/created-by` with the caller the API server names (the
   self-approval rule relies on it); a stamp the user supplies is refused, and so is any
   later change to it.
+- Schedule CREATE: stamp `koos.io/created-by` the same way (a supplied one is refused; the
+  Schedule webhook refuses any change to it): the runs a Schedule creates carry its creator
+  as theirs, so she cannot approve them.
+- `executions/status` UPDATE: refused to everyone but the operator (the status says which
+  steps passed); a matchCondition spares the API server the call for the operator's writes.
 - Template CREATE/UPDATE: refuse a template the engine finds invalid, one problem per line.
 - The two Execution webhooks change nothing for some of the operator's own requests: the
   runs it creates and stamps itself, and its updates. Their configurations carry
@@ -88,6 +93,47 @@ def register(registry: kopf.OperatorRegistry, operator_user: str) -> None:
     @kopf.on.validate(
         GROUP,
         VERSION,
+        "executions",
+        subresource="status",
+        operations=["UPDATE"],
+        id="execution-status",
+        registry=registry,
+        persistent=True,
+    )
+    async def only_koos_writes_status(name: str, userinfo: Any, **_: Any) -> None:
+        # The status is the run's memory (which steps passed): written by koos alone.
+        if str((userinfo or {}).get("username", "")) != operator_user:
+            raise kopf.AdmissionError(
+                f"the status of execution {name} is written by koos only: cancel with "
+                f"kubectl annotate execution {name} koos.io/cancel=true",
+                code=403,
+            )
+
+    @kopf.on.mutate(
+        GROUP,
+        VERSION,
+        "schedules",
+        operations=["CREATE"],
+        id="schedule-creator",
+        registry=registry,
+        persistent=True,
+    )
+    async def stamp_schedule_creator(body: Any, userinfo: Any, patch: kopf.Patch, **_: Any) -> None:
+        # The runs of a Schedule carry its creator as theirs: she may not approve them.
+        annotations = (body.get("metadata") or {}).get("annotations") or {}
+        if ANNOTATION_CREATED_BY in annotations:
+            raise kopf.AdmissionError(
+                f"{ANNOTATION_CREATED_BY} is set by koos from the API server's record of who "
+                "created the Schedule: remove it from your manifest",
+                code=403,
+            )
+        patch.metadata.annotations[ANNOTATION_CREATED_BY] = str(
+            (userinfo or {}).get("username", "")
+        )
+
+    @kopf.on.validate(
+        GROUP,
+        VERSION,
         "templates",
         operations=["CREATE", "UPDATE"],
         id="template",
@@ -125,7 +171,14 @@ def own_requests_skipped(plural: str, hook: str, operator_user: str) -> list[dic
             f"!({_literal(ANNOTATION_CREATED_BY)} in object.metadata.annotations)"
         )
         return [{"name": "not-stamped-by-koos", "expression": f"{me} || {stamped}"}]
-    if (plural, hook) == ("validatingwebhookconfigurations", f"creator-kept.{GROUP}"):
+    if (plural, hook) in (
+        ("validatingwebhookconfigurations", f"creator-kept.{GROUP}"),
+        # The status webhooks refuse everyone but the operator, which writes Execution status
+        # on every step: its own writes must cost no webhook call.
+        ("validatingwebhookconfigurations", f"execution-status.{GROUP}"),
+        ("validatingwebhookconfigurations", f"approval-status.{GROUP}"),
+        ("validatingwebhookconfigurations", f"approval-created.{GROUP}"),
+    ):
         return [{"name": "not-koos-itself", "expression": me}]
     return None
 
@@ -203,7 +256,14 @@ def register_schedule_validation(registry: kopf.OperatorRegistry, allow_seconds:
         registry=registry,
         persistent=True,
     )
-    async def validate_schedule(spec: Any, **_: Any) -> None:
+    async def validate_schedule(spec: Any, userinfo: Any, **kwargs: Any) -> None:
+        old, new = kwargs.get("old"), kwargs.get("new")
+        if old is not None and created_by(old) != created_by(new):
+            raise kopf.AdmissionError(
+                f"{ANNOTATION_CREATED_BY} records who created the Schedule (its runs count as "
+                "hers) and cannot change",
+                code=403,
+            )
         # A templateRef to nothing is not refused: the Template may come later (GitOps
         # applies in any order); the Schedule then says so in its Ready condition.
         try:
@@ -213,6 +273,11 @@ def register_schedule_validation(registry: kopf.OperatorRegistry, allow_seconds:
             problems = [str(p) for p in problems_from_pydantic(error)]
         if problems:
             raise kopf.AdmissionError("the schedule is invalid:\n" + "\n".join(problems))
+
+
+def created_by(body: Any) -> str | None:
+    annotations = ((body or {}).get("metadata") or {}).get("annotations") or {}
+    return annotations.get(ANNOTATION_CREATED_BY)
 
 
 async def whoami(kube: Kube) -> str:

@@ -1,11 +1,17 @@
 """Approvals: the controller that turns recorded decisions into a status, and the admission
 webhooks that verify who decides (kopf's `userinfo`, from the API server).
 
+- Only the operator creates Approvals and writes their status (validating webhooks on CREATE
+  and on `approvals/status`; their matchConditions skip the operator's own requests). The
+  gate never reads the status anyway: the Execution derives the outcome from the signed
+  record (`engine.approval_proof`).
+- A deleted Approval wakes its Execution at once (the step fails ApprovalLost).
 - The mutating webhook on Approval UPDATE consumes `koos.io/decision`/`koos.io/reason`,
   checks the caller with `engine.approval.decide_vote`, and appends the signed record to
   `koos.io/decisions`. Any other change to that record, or to the spec by anyone but the
-  operator, is refused. With `failurePolicy: Fail` nothing gets through while the operator
-  is down, and a record that was not signed with the operator's key never counts.
+  operator, is refused, and so is a vote on an Approval koos did not sign. With
+  `failurePolicy: Fail` nothing gets through while the operator is down, and a record that
+  was not signed with the operator's key never counts.
 - Without webhooks (`--no-webhooks`), the controller records annotation decisions itself as
   unverified; they count only with `--trust-unverified-approvals`.
 - The controller writes the status only when it changes, wakes at the deadline, posts an
@@ -199,11 +205,54 @@ def register(
     operator_user: str,
 ) -> None:
     @kopf.on.event(GROUP, VERSION, "approvals", id="koos-approval", registry=registry)
-    async def approval_changed(namespace: str | None, name: str, **_: Any) -> None:
+    async def approval_changed(
+        type: str | None, body: kopf.Body, namespace: str | None, name: str, **_: Any
+    ) -> None:
         controller.queue.add((namespace, name))
+        execution = execution_of(body)
+        if type == "DELETED" and execution and controller.on_decided is not None:
+            # A pending Approval deleted by hand: its step fails (ApprovalLost) at once,
+            # not when something else happens to wake the run.
+            controller.on_decided(namespace, execution)
 
     if not controller.webhooks:
         return
+
+    @kopf.on.validate(
+        GROUP,
+        VERSION,
+        "approvals",
+        operations=["CREATE"],
+        id="approval-created",
+        registry=registry,
+        persistent=True,
+    )
+    async def only_koos_creates(name: str, userinfo: Any, **_: Any) -> None:
+        refuse_unless_operator(
+            userinfo,
+            operator_user,
+            f"approvals are created by koos only, for the approve steps of Executions: "
+            f"approval {name} was not created",
+        )
+
+    @kopf.on.validate(
+        GROUP,
+        VERSION,
+        "approvals",
+        subresource="status",
+        operations=["UPDATE"],
+        id="approval-status",
+        registry=registry,
+        persistent=True,
+    )
+    async def only_koos_writes_status(name: str, userinfo: Any, **_: Any) -> None:
+        refuse_unless_operator(
+            userinfo,
+            operator_user,
+            f"the status of approval {name} is written by koos only, from the recorded "
+            f"decisions: decide with kubectl annotate approval {name} "
+            "koos.io/decision=approve|reject",
+        )
 
     @kopf.on.mutate(
         GROUP,
@@ -227,6 +276,21 @@ def register(
             userinfo,
             patch,
         )
+
+
+def execution_of(body: Any) -> str | None:
+    """The name of the Execution an Approval belongs to (its controller owner)."""
+    for ref in ((body or {}).get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == "Execution" and str(ref.get("apiVersion", "")).startswith(GROUP):
+            return str(ref.get("name"))
+    return None
+
+
+def refuse_unless_operator(userinfo: Any, operator_user: str, message: str) -> None:
+    """Refuse (403) a request not made by the operator's own user, as the API server
+    names the caller."""
+    if str((userinfo or {}).get("username", "")) != operator_user:
+        raise kopf.AdmissionError(message, code=403)
 
 
 def refuse_or_record(
@@ -264,15 +328,31 @@ def refuse_or_record(
         # Nothing to decide; the operator's own updates pass a leftover annotation through.
         return
     uid = str(old_meta.get("uid", ""))
+    if not policy.is_signed_request(key, old or {}):
+        raise kopf.AdmissionError(
+            f"approval {name} was not created by koos (it lacks koos's signature): no decision "
+            "on it can count",
+            code=403,
+        )
     decisions, signed = policy.decode_record(key, uid, old_notes.get(ANNOTATION_DECISIONS))
     try:
         spec = ApprovalSpec.model_validate((old or {}).get("spec") or {})
-        phase = ((old or {}).get("status") or {}).get("phase")
+        # Where the vote stands comes from the signed record, as the Execution reads it, not
+        # from the status (which only koos writes, but is not what opens the gate).
+        outcome, _ = policy.decide_approval(
+            name=name,
+            spec=spec,
+            decisions=decisions if signed else [],
+            generation=int(old_meta.get("generation", 1)),
+            previous=None,
+            now=datetime.now(UTC),
+        )
         decision = policy.decide_vote(
             name=name,
             namespace=namespace,
             spec=spec,
-            phase=phase,
+            # Expiry and cancelling are decided by decide_vote itself, with their own words.
+            phase=outcome.phase if outcome.phase in ("Approved", "Rejected") else None,
             decisions=decisions if signed else [],
             caller=caller,
             value=value,

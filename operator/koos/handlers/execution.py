@@ -30,7 +30,7 @@ from koos.engine.timefmt import parse_rfc3339
 from koos.handlers import metrics
 from koos.handlers.cache import LatestBodies
 from koos.handlers.queue import WorkQueue, event_version
-from koos.k8s.apply import NotOurs, apply_plan
+from koos.k8s.apply import ApprovalNameTaken, NotOurs, apply_plan
 from koos.k8s.client import Kube, KubeError
 from koos.k8s.gather import compact_job, ended, gather_execution
 
@@ -48,6 +48,10 @@ class ExecutionController:
     workers: int = 16
     active: set[tuple[str, str]] = field(default_factory=set)
     bodies: LatestBodies = field(init=False)
+    # The operator's signing key (Approvals and approve steps are verified with it), and
+    # whether unsigned decisions count (--no-webhooks --trust-unverified-approvals).
+    key: bytes | None = field(default=None, repr=False)
+    trust_unverified: bool = False
 
     def __post_init__(self) -> None:
         self.queue = WorkQueue(
@@ -63,6 +67,15 @@ class ExecutionController:
             except KubeError as error:
                 metrics.RECONCILE_ERRORS.labels("conflict" if error.code == 409 else "api").inc()
                 raise
+            except ApprovalNameTaken as error:
+                metrics.RECONCILE_ERRORS.labels("conflict").inc()
+                log.error(
+                    "Approval name taken by another owner approval=%s execution=%s/%s",
+                    error,
+                    namespace,
+                    name,
+                )
+                raise
             except NotOurs as error:
                 metrics.RECONCILE_ERRORS.labels("conflict").inc()
                 log.error(
@@ -73,7 +86,15 @@ class ExecutionController:
     async def _reconcile(self, namespace: str, name: str) -> datetime | None:
         jobs = list(self.jobs.get((namespace, name), ()))
         key = (namespace, name)
-        snapshot = await gather_execution(self.kube, namespace, name, jobs, self.bodies.fresh(key))
+        snapshot = await gather_execution(
+            self.kube,
+            namespace,
+            name,
+            jobs,
+            self.bodies.fresh(key),
+            key=self.key,
+            trust_unverified=self.trust_unverified,
+        )
         if snapshot is None:
             self.active.discard(key)
             self.queue.forget(key)

@@ -148,15 +148,21 @@ async def run(options: Options, stop: Flag | None = None, ready: Flag | None = N
     thread) or, without one, until SIGINT/SIGTERM (kopf's own handlers)."""
     kube = await Kube.connect(options.kubeconfig, options.context)
     kube.observe = lambda verb, code: metrics.API_REQUESTS.labels(verb.lower(), str(code)).inc()
-    controller = execution.ExecutionController(kube, workers=options.workers)
     operator_user = await admission.whoami(kube)
     namespace, _, secret = options.signing_secret.rpartition("/")
     key = await admission.signing_key(kube, namespace or "default", secret)
+    controller = execution.ExecutionController(
+        kube,
+        workers=options.workers,
+        key=key,
+        trust_unverified=not options.webhooks and options.trust_unverified_approvals,
+    )
     approvals = approval.ApprovalController(
         kube,
         key,
         webhooks=options.webhooks,
-        trust_unverified=options.trust_unverified_approvals,
+        # Unsigned decisions count only where no webhook could have signed them.
+        trust_unverified=controller.trust_unverified,
         on_decided=lambda ns, name: controller.queue.add((ns, name)),
         notifier=Notifier(kube),
     )

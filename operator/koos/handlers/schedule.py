@@ -167,9 +167,13 @@ class ScheduleController:
         plan: cron.SchedulePlan,
     ) -> tuple[str, ...]:
         """Carry out the plan; returns the resourceVersion its status write made, if any."""
+        # A run counts as created by whoever created the Schedule (stamped at its admission),
+        # so she cannot approve it; a Schedule from before that stamp falls back to the
+        # operator. Stamped here, the run needs no creator webhook call.
+        requester = (meta.get("annotations") or {}).get(ANNOTATION_CREATED_BY) or self.creator
         for manifest in plan.create:
-            if self.creator:
-                manifest["metadata"]["annotations"][ANNOTATION_CREATED_BY] = self.creator
+            if requester:
+                manifest["metadata"]["annotations"][ANNOTATION_CREATED_BY] = requester
             try:
                 await self.kube.create(custom_path("executions", namespace), manifest)
                 metrics.SCHEDULE_FIRES.inc()

@@ -16,6 +16,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
+from koos.api.approval import ApprovalSpec
 from koos.api.constants import (
     API_VERSION,
     LABEL_EXECUTION,
@@ -23,6 +26,7 @@ from koos.api.constants import (
     LABEL_STEP,
     MANAGER,
 )
+from koos.engine.approval import is_signed_request
 from koos.engine.facts import ExecutionSnapshot, Plan
 from koos.k8s.client import Kube, KubeError, custom_path, job_path
 from koos.k8s.events import send
@@ -86,14 +90,74 @@ async def ensure_owned(
             raise NotOurs(manifest["metadata"]["name"]) from error
 
 
+class ApprovalNameTaken(Exception):
+    """An Approval with the name an approve step needs exists and is not the operator's."""
+
+
+async def ensure_approval(
+    kube: Kube, snapshot: ExecutionSnapshot, manifest: dict[str, Any]
+) -> bool:
+    """Create an approve step's Approval; on 409 adopt the existing one only when it is
+    provably the operator's own (as after a crash between the create and the status write):
+    owned by this Execution with koos's labels, signed by the operator
+    (`koos.io/request-signature`) and asking what the step asks, the deadline aside (it was
+    set when first asked). False when the name is taken by anything else: nothing is
+    changed, and the step fails on its next pass."""
+    collection = custom_path("approvals", snapshot.namespace)
+    name = manifest["metadata"]["name"]
+    try:
+        await kube.create(collection, manifest)
+        log.info(
+            "Created Approval approval=%s execution=%s/%s", name, snapshot.namespace, snapshot.name
+        )
+        return True
+    except KubeError as error:
+        if error.code != 409:
+            raise
+    existing = await kube.find(f"{collection}/{name}")
+    if existing is None:
+        raise KubeError(409, "Conflict", f"Approval {name} existed, then vanished: ask again")
+    meta = existing.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    wanted = manifest["metadata"]["labels"]
+    ours = (
+        any(o.get("uid") == snapshot.uid for o in meta.get("ownerReferences") or [])
+        and all(
+            labels.get(k) == wanted.get(k) for k in (LABEL_MANAGED_BY, LABEL_EXECUTION, LABEL_STEP)
+        )
+        and is_signed_request(snapshot.signing_key, existing)
+        and same_request(existing.get("spec"), manifest["spec"])
+    )
+    if not ours:
+        log.error(
+            "Approval name taken by another owner approval=%s execution=%s/%s",
+            name,
+            snapshot.namespace,
+            snapshot.name,
+        )
+    return ours
+
+
+def same_request(existing: Any, wanted: Mapping[str, Any]) -> bool:
+    try:
+        old = ApprovalSpec.model_validate(existing or {})
+    except ValidationError:
+        return False
+    new = ApprovalSpec.model_validate(wanted)
+    skip = {"deadline", "cancelled"}
+    return old.model_dump(exclude=skip) == new.model_dump(exclude=skip)
+
+
 async def apply_plan(kube: Kube, snapshot: ExecutionSnapshot, plan: Plan) -> tuple[str, ...]:
     """Carry out the plan; returns the resourceVersions of the Execution that its writes
     made (none when nothing changed)."""
     namespace, name = snapshot.namespace, snapshot.name
     for manifest in plan.create_jobs:
         await ensure_job(kube, snapshot, manifest)
+    taken: list[str] = []
     for manifest in plan.create_approvals:
-        await ensure_owned(kube, snapshot, custom_path("approvals", namespace), manifest)
+        if not await ensure_approval(kube, snapshot, manifest):
+            taken.append(manifest["metadata"]["name"])
     for approval in plan.cancel_approvals:
         try:
             await kube.merge_patch(
@@ -126,6 +190,10 @@ async def apply_plan(kube: Kube, snapshot: ExecutionSnapshot, plan: Plan) -> tup
         written.append(resource_version(patched))
     if plan.event is not None:
         await post_event(kube, snapshot, plan.event.type, plan.event.reason, plan.event.message)
+    if taken:
+        # The status names the Approval; the next pass finds it is not ours and fails the
+        # step (ApprovalNameTaken): the failure brings that pass at once.
+        raise ApprovalNameTaken(", ".join(taken))
     return tuple(written)
 
 

@@ -12,6 +12,7 @@ Pod still exists) its disruption.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,6 +20,7 @@ from pydantic import ValidationError
 from koos.api.constants import ANNOTATION_CREATED_BY
 from koos.api.execution import ExecutionSpec, ExecutionStatus
 from koos.api.template import TemplateSpec
+from koos.engine.approval_proof import approval_facts
 from koos.engine.facts import ApprovalFacts, ExecutionSnapshot, JobFacts, TemplateFacts
 from koos.engine.template import problems_from_pydantic
 from koos.engine.timefmt import parse_rfc3339
@@ -114,9 +116,14 @@ async def gather_execution(
     name: str,
     jobs: Iterable[Mapping[str, Any]],
     body: Mapping[str, Any] | None = None,
+    *,
+    key: bytes | None = None,
+    trust_unverified: bool = False,
 ) -> ExecutionSnapshot | None:
     """`body`: the Execution as the watch delivered it, when it is known to be recent
-    enough (see `handlers.cache`); otherwise it is read."""
+    enough (see `handlers.cache`); otherwise it is read. `key`: the operator's signing key
+    (Approvals and approve steps are verified with it); `trust_unverified`: unsigned
+    decisions count (`--no-webhooks --trust-unverified-approvals`, development only)."""
     if body is None:
         body = await kube.find(custom_path("executions", namespace, name))
     if body is None:
@@ -154,7 +161,15 @@ async def gather_execution(
     approvals = {}
     for record in status.steps or []:
         if record.phase == "Running" and record.approval:
-            found_approval = await gather_approval(kube, namespace, record.approval)
+            found_approval = await gather_approval(
+                kube,
+                namespace,
+                record.approval,
+                key=key,
+                execution_uid=str(meta.get("uid", "")),
+                step=record.name,
+                trust_unverified=trust_unverified,
+            )
             if found_approval is not None:
                 approvals[record.approval] = found_approval
     return ExecutionSnapshot(
@@ -171,6 +186,7 @@ async def gather_execution(
         jobs=facts,
         approvals=approvals,
         creator=(meta.get("annotations") or {}).get(ANNOTATION_CREATED_BY),
+        signing_key=key,
     )
 
 
@@ -193,18 +209,29 @@ async def list_pods(kube: Kube, namespace: str, job: str) -> list[dict[str, Any]
     return [compact_pod(pod) for pod in found.get("items") or []]
 
 
-async def gather_approval(kube: Kube, namespace: str, name: str) -> ApprovalFacts | None:
+async def gather_approval(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    *,
+    key: bytes | None,
+    execution_uid: str,
+    step: str,
+    trust_unverified: bool = False,
+) -> ApprovalFacts | None:
+    """The Approval's outcome as the signed record of decisions says, checked to be the one
+    koos created for this run's step; its status (which anyone allowed to write
+    approvals/status could set) is never read."""
     body = await kube.find(custom_path("approvals", namespace, name))
     if body is None:
         return None
-    status = body.get("status") or {}
-    decisions = status.get("decisions") or []
-    return ApprovalFacts(
-        name=name,
-        phase=str(status.get("phase") or ""),
-        message=str(status.get("message") or ""),
-        approved_by=tuple(sorted({d["user"] for d in decisions if d.get("decision") == "approve"})),
-        cancelled=bool((body.get("spec") or {}).get("cancelled")),
+    return approval_facts(
+        body,
+        key=key,
+        execution_uid=execution_uid,
+        step=step,
+        trust_unverified=trust_unverified,
+        now=datetime.now(UTC),
     )
 
 

@@ -757,6 +757,7 @@ def test_request_spec_renders_what_the_step_asks_for() -> None:
             "groups": ["alice", "bob", "carol"],
             "serviceAccounts": ["ci/robot", "sre"],
         },
+        "approversFromParameters": True,
         "minApprovals": 2,
         "message": "Deploy 1.4.2 to ops?",
         "parameters": {"version": "1.4.2"},
