@@ -351,8 +351,7 @@ def refuse_or_record(
             name=name,
             namespace=namespace,
             spec=spec,
-            # Expiry and cancelling are decided by decide_vote itself, with their own words.
-            phase=outcome.phase if outcome.phase in ("Approved", "Rejected") else None,
+            phase=outcome.phase,
             decisions=decisions if signed else [],
             caller=caller,
             value=value,
