@@ -24,6 +24,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import kopf
@@ -34,6 +35,7 @@ from koos.api.constants import (
     ANNOTATION_DECISION,
     ANNOTATION_DECISIONS,
     ANNOTATION_REASON,
+    ANNOTATION_REQUEST_SIGNATURE,
     GROUP,
     VERSION,
 )
@@ -86,15 +88,21 @@ class ApprovalController:
         except ValidationError:
             previous = None
         now = datetime.now(UTC)
-        status, wake = policy.decide_approval(
+        decide = partial(
+            policy.decide_approval,
             name=name,
             spec=spec,
             decisions=decisions,
             generation=int(meta.get("generation", 1)),
-            previous=previous if previous and previous.phase else None,
             now=now,
             accept_unverified=self.trust_unverified,
         )
+        held = previous if previous and previous.phase else None
+        if held is not None and decide(previous=None)[0].phase != held.phase:
+            # A phase the signed record does not give (a status written by hand) is not
+            # kept: only its condition's transition time is.
+            held = held.model_copy(update={"phase": None})
+        status, wake = decide(previous=held)
         old = previous.model_dump(mode="json", exclude_none=True) if previous else {}
         diff = merge_diff(old, status.model_dump(mode="json", exclude_none=True))
         if diff is not None:
@@ -315,6 +323,12 @@ def refuse_or_record(
         raise kopf.AdmissionError(
             f"the spec of approval {name} is written by koos only: decide with "
             f"kubectl annotate approval {name} koos.io/decision=approve|reject",
+            code=403,
+        )
+    signature = ANNOTATION_REQUEST_SIGNATURE
+    if old_notes.get(signature) != new_notes.get(signature) and not is_operator:
+        raise kopf.AdmissionError(
+            f"the request signature of approval {name} ({signature}) is written by koos only",
             code=403,
         )
     if old_notes.get(ANNOTATION_DECISIONS) != new_notes.get(ANNOTATION_DECISIONS):
