@@ -316,3 +316,26 @@ def test_the_author_of_a_schedule_cannot_approve_its_runs(gate: Bypass) -> None:
         lambda: gate.execution(run)["status"].get("phase") == "Succeeded",
         what="carol's approval to let the run finish",
     )
+
+
+def test_the_guards_cost_the_operator_no_webhook_call(gate: Bypass) -> None:
+    # The operator writes an Execution's status on every step: the status and create guards
+    # are skipped for it by their matchConditions, and called for anyone else.
+    calls = gate.runner.sandbox.admission.calls
+    before = {hook: calls[hook] for hook in GUARDS}
+    gate.runbook("quiet")
+    create(gate, "quiet-1", "quiet")
+    approval = gate.wait_step("quiet-1", "approve", "Running")["approval"]
+    gate.kubectl("annotate", "approval", approval, "koos.io/decision=approve", context="alice")
+    gate.end_job("quiet-1", "side")
+    wait_for(
+        lambda: gate.execution("quiet-1")["status"].get("phase") == "Succeeded",
+        what="the run to finish",
+    )
+
+    assert {hook: calls[hook] for hook in GUARDS} == before
+    gate.kubectl.run(
+        "patch", "exe", "quiet-1", "--subresource=status", "--type=merge",
+        "-p", '{"status":{"message":"x"}}', context="bob", check=False,
+    )  # fmt: skip
+    assert calls["execution-status.koos.io"] == before["execution-status.koos.io"] + 1
