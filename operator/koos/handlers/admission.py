@@ -13,10 +13,11 @@ removes them).
 - `executions/status` UPDATE: refused to everyone but the operator (the status says which
   steps passed); a matchCondition spares the API server the call for the operator's writes.
 - Template CREATE/UPDATE: refuse a template the engine finds invalid, one problem per line.
-- The two Execution webhooks change nothing for some of the operator's own requests: the
-  runs it creates and stamps itself, and its updates. Their configurations carry
-  `matchConditions` that spare the API server those calls, so a Schedule's fire costs no
-  webhook round trip. kopf writes the configurations without them; a watch puts them back
+- The Execution webhooks and the guards of what only koos writes (Execution and Approval
+  status, Approval creation) change nothing for some of the operator's own requests: the
+  runs it creates and stamps itself, its updates, its status writes and its Approvals.
+  Their configurations carry `matchConditions` that spare the API server those calls, so a
+  Schedule's fire, a step's status write or an Approval costs no webhook round trip. kopf writes the configurations without them; a watch puts them back
   whenever they are missing, and until then the webhooks are simply called.
 
 The operator serves the webhooks itself (kopf's server) and registers URL-based
