@@ -17,8 +17,9 @@ removes them).
   status, Approval creation) change nothing for some of the operator's own requests: the
   runs it creates and stamps itself, its updates, its status writes and its Approvals.
   Their configurations carry `matchConditions` that spare the API server those calls, so a
-  Schedule's fire, a step's status write or an Approval costs no webhook round trip. kopf writes the configurations without them; a watch puts them back
-  whenever they are missing, and until then the webhooks are simply called.
+  Schedule's fire, a step's status write or an Approval costs no webhook round trip. kopf
+  writes the configurations without them; a watch puts them back whenever they are
+  missing, and until then the webhooks are simply called.
 
 The operator serves the webhooks itself (kopf's server) and registers URL-based
 configurations named `koos.io` with exactly the rules these handlers need

@@ -231,7 +231,8 @@ def test_a_step_koos_settles_carries_its_proof_and_the_run_goes_on() -> None:
 
 def forge(status: ExecutionStatus, **update: Any) -> ExecutionStatus:
     steps = [
-        s.model_copy(update=update) if s.name == "gate" else s for s in copy.deepcopy(status.steps)
+        s.model_copy(update=update) if s.name == "gate" else s
+        for s in copy.deepcopy(status.steps or [])
     ]
     return status.model_copy(update={"steps": steps})
 

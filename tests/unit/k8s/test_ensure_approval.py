@@ -39,7 +39,9 @@ class NameTaken:
         return copy.deepcopy(self.existing)
 
 
-def manifest(now: datetime, approvers: dict[str, Any] | None = None, uid: str = "exe-uid") -> Any:
+def manifest(
+    now: datetime, approvers: dict[str, Any] | None = None, uid: str = "exe-uid"
+) -> dict[str, Any]:
     spec = request_spec(
         action=ApproveAction.model_validate({"approvers": approvers or {"groups": ["sre"]}}),
         execution="demo",
