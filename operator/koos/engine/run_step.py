@@ -165,18 +165,22 @@ def _attempt_failed(work: Pass, step: Step, record: StepStatus, reason: str, det
 
 
 def parse_output(text: str) -> tuple[dict[str, Any], tuple[str, str] | None]:
-    """A run step's output: one JSON object (or nothing) in its termination message."""
+    """A run step's output: one JSON object (or nothing) in its termination message.
+
+    The kubelet keeps at most `OUTPUT_LIMIT` bytes of the file: an output of exactly that
+    size is whole when it parses, and was cut from a longer one when it does not."""
     if not text.strip():
         return {}, None
-    if len(text.encode()) >= OUTPUT_LIMIT:
-        return {}, (
-            "OutputTooLarge",
-            f"the output is over {OUTPUT_LIMIT} bytes (the kubelet "
-            "keeps 4 KiB): write less to $KOOS_OUTPUT",
-        )
+    size = len(text.encode())
+    if size > OUTPUT_LIMIT:
+        return {}, _too_large(f"the output is {size} bytes, over the {OUTPUT_LIMIT}-byte limit")
     try:
         value = json.loads(text)
     except ValueError:
+        if size == OUTPUT_LIMIT:
+            return {}, _too_large(
+                f"the output reached the {OUTPUT_LIMIT}-byte limit and was cut short"
+            )
         return {}, (
             "InvalidOutput",
             "$KOOS_OUTPUT must hold one JSON object, got: " + short(text.strip(), 80),
@@ -187,3 +191,11 @@ def parse_output(text: str) -> tuple[dict[str, Any], tuple[str, str] | None]:
             f"$KOOS_OUTPUT must hold a JSON object, got a {type(value).__name__}",
         )
     return value, None
+
+
+def _too_large(what: str) -> tuple[str, str]:
+    return (
+        "OutputTooLarge",
+        f"{what} (the kubelet keeps {OUTPUT_LIMIT} bytes of a termination message): "
+        "write less to $KOOS_OUTPUT",
+    )

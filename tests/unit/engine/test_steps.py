@@ -101,7 +101,8 @@ OUTPUTS: dict[str, tuple[str, str, str, dict[str, Any] | None]] = {
     "invalid JSON": ("{a: 1", "Failed", "InvalidOutput", None),
     "a JSON array": ("[1, 2]", "Failed", "InvalidOutput", None),
     "a JSON string": ('"done"', "Failed", "InvalidOutput", None),
-    "4096 bytes": (BIG, "Failed", "OutputTooLarge", None),
+    "exactly 4096 bytes": (BIG, "Succeeded", "Completed", {"k": "x" * 4087}),
+    "cut at 4096 bytes by the kubelet": (BIG[:-1] + "x", "Failed", "OutputTooLarge", None),
     "over 4 KiB in bytes, not in characters": (WIDE, "Failed", "OutputTooLarge", None),
 }
 
