@@ -151,8 +151,7 @@ def _not_started(work: Pass, step: Step, record: StepStatus, job: JobFacts) -> b
             step,
             record,
             "NotStarted",
-            f"its Pod did not start within {format_duration(limit)}: "
-            f"{pod_start.waiting_for(job)}",
+            f"its Pod did not start within {format_duration(limit)}: {pod_start.waiting_for(job)}",
         )
         return True
     if job.waiting_reason in pod_start.NEEDS_A_PERSON:
