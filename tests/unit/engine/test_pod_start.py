@@ -3,6 +3,7 @@ at once, and the start timeout, through the planner."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -62,7 +63,7 @@ def test_the_probe_schedule_backs_off_and_is_bounded() -> None:
         now = next_probe(T0, now)
         times.append((now - T0).total_seconds())
     assert times[:7] == [5, 15, 35, 75, 155, 275, 395]
-    assert all(b - a <= 120 for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a <= 120 for a, b in itertools.pairwise(times))
     assert not is_probe_due(T0, at(4.9)) and is_probe_due(T0, T0 + FIRST_PROBE)
     assert not is_probe_due(None, at(100))
 
