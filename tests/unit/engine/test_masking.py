@@ -53,7 +53,8 @@ def test_base64_forms_are_masked_without_the_plain_value_around() -> None:
 
 
 def test_each_line_of_a_multi_line_secret_is_masked() -> None:
-    key = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\nAQEFAASCBKcwggSjAgEAAoIB\n-----END KEY-----\n"
+    lines = ["-----BEGIN KEY-----", "MIIEvQIBADANBgkqhkiG9w0B", "AQEFAASCBKcwggSjAgEAAoIB"]
+    key = "\n".join([*lines, "-----END KEY-----", ""])
     log = "loading key\nAQEFAASCBKcwggSjAgEAAoIB\nfailed"
     assert mask(log, [key]) == f"loading key\n{MASK}\nfailed"
 
