@@ -74,6 +74,8 @@ def variants(value: str) -> set[str]:
     forms.add(value)
     forms.update(line.strip("\r") for line in value.splitlines())
     raw = value.encode()
+    forms.add(base64.b64encode(raw).decode())  # alone, with its padding
+    forms.add(base64.urlsafe_b64encode(raw).decode())
     for offset in range(3):
         forms.update(_base64_at(raw, offset))
     forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
