@@ -7,7 +7,8 @@ removes them).
 - Execution CREATE: stamp `koos.io/created-by` with the caller the API server names (the
   self-approval rule relies on it); a stamp the user supplies is refused, and so is any
   later change to it.
-- Template CREATE/UPDATE: refuse a template the engine finds invalid, one problem per line.
+- Template CREATE/UPDATE: refuse a template the engine finds invalid, one problem per line,
+  or one that names a ServiceAccount its author may not use (`handlers.service_account`).
 - The two Execution webhooks change nothing for some of the operator's own requests: the
   runs it creates and stamps itself, and its updates. Their configurations carry
   `matchConditions` that spare the API server those calls, so a Schedule's fire costs no
@@ -36,12 +37,13 @@ from koos.api.schedule import ScheduleSpec
 from koos.api.template import TemplateSpec
 from koos.engine import schedule as cron
 from koos.engine.template import problems_from_pydantic, validate_template
+from koos.handlers.service_account import check_service_account_use
 from koos.k8s.client import JSON_PATCH, Kube, KubeError
 
 log = logging.getLogger("koos.admission")
 
 
-def register(registry: kopf.OperatorRegistry, operator_user: str) -> None:
+def register(registry: kopf.OperatorRegistry, operator_user: str, kube: Kube | None = None) -> None:
     @kopf.on.mutate(
         GROUP,
         VERSION,
@@ -94,13 +96,18 @@ def register(registry: kopf.OperatorRegistry, operator_user: str) -> None:
         registry=registry,
         persistent=True,
     )
-    async def validate(spec: Any, **_: Any) -> None:
+    async def validate(
+        spec: Any, userinfo: Any, namespace: str | None, body: Any, **kwargs: Any
+    ) -> None:
         try:
             problems = [str(p) for p in validate_template(TemplateSpec.model_validate(dict(spec)))]
         except ValidationError as error:
             problems = [str(p) for p in problems_from_pydantic(error)]
         if problems:
             raise kopf.AdmissionError("the template is invalid:\n" + "\n".join(problems))
+        if kube is not None:  # who may run as the template's ServiceAccount (issue 10 item 9)
+            where = namespace or (body.get("metadata") or {}).get("namespace") or ""
+            await check_service_account_use(kube, where, spec, kwargs.get("old"), userinfo)
 
 
 ADMISSION_GROUP, ADMISSION_VERSION = "admissionregistration.k8s.io", "v1"
