@@ -8,7 +8,12 @@ attempt with retries left waits for its `retryTime` with exponential backoff (ca
 `maxBackoff`) before the next attempt is launched. A Job that vanished before it finished
 (and is not being created in this same pass) fails the attempt as `JobLost`. The planner's own
 timeout check allows `TIMEOUT_GRACE` past the step's timeout, so the Job's deadline fires
-first.
+first. An Active Job whose Pod has not started is looked at and, past the step's
+`startTimeout`, fails its attempt as `NotStarted` (`koos.engine.pod_start`).
+
+Text copied from the Pod (the log tail in a failure message, the output, an invalid output
+quoted in a message) goes through `koos.engine.masking` first: the values of the Secrets the
+step can see never reach the status or an Event.
 """
 
 from __future__ import annotations
@@ -161,7 +166,7 @@ def _not_started(work: Pass, step: Step, record: StepStatus, job: JobFacts) -> b
         )
         if record.reason != job.waiting_reason or record.message != short(message):
             work.set(step.name, reason=job.waiting_reason, message=message)
-        if record.reason != job.waiting_reason:
+        if record.reason not in pod_start.NEEDS_A_PERSON:  # one Event, not one per probe
             work.note("Warning", "StepWaiting", f"step {step.name} is {message}")
     probe = pod_start.next_probe(job.created, work.now)
     work.wakes.append(probe if work.now >= deadline else min(probe, deadline))

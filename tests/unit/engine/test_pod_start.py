@@ -102,6 +102,15 @@ def test_a_pod_that_needs_a_person_surfaces_at_once(reason: str) -> None:
     assert again.wake_at == at(35)
 
 
+def test_a_pull_that_keeps_failing_makes_one_event() -> None:
+    spec = spec_of()
+    first = plan(snapshot(spec, None), T0)
+    pulling = plan(snapshot(spec, first.status, waiting("ErrImagePull", "not found")), at(5))
+    backoff = plan(snapshot(spec, pulling.status, waiting("ImagePullBackOff", "back-off")), at(15))
+    assert pulling.event is not None and backoff.event is None
+    assert record(backoff).reason == "ImagePullBackOff"
+
+
 def test_the_attempt_fails_after_the_start_timeout_and_its_job_is_deleted() -> None:
     spec = spec_of()
     first = plan(snapshot(spec, None), T0)
