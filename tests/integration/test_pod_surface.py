@@ -79,10 +79,15 @@ async def test_a_secret_printed_by_a_failing_step_is_masked_everywhere(
     message = koos.step("leak-1", "call")["message"]
     assert message.startswith("exit code 22: + curl -u me:*** x\n+ echo ***\n***\ncurl: (22)")
     assert "***" in status["message"]
+    # Events are posted in the background: wait for the run's last one.
+    await async_wait_for(
+        lambda: any(e.startswith("Step call failed") for e in events_of(koos, "leak-1")),
+        what="the run's Failed Event",
+    )
+    assert any("***" in e for e in events_of(koos, "leak-1"))
     seen = json.dumps(status) + json.dumps(events_of(koos, "leak-1")) + caplog.text
     for form in (SECRET, base64.b64encode(SECRET.encode()).decode(), SECRET[::-1]):
         assert form not in seen
-    assert any("***" in e for e in events_of(koos, "leak-1"))
 
 
 async def test_an_output_holding_a_secret_is_masked(koos: Koos) -> None:
@@ -121,7 +126,10 @@ async def test_a_missing_secret_surfaces_at_once_and_fails_the_attempt_in_time(
         in (condition["message"])
     )
     assert koos.step("nodb-1", "call")["reason"] == "CreateContainerConfigError"
-    assert any("is waiting" in e for e in events_of(koos, "nodb-1"))
+    await async_wait_for(
+        lambda: any("is waiting" in e for e in events_of(koos, "nodb-1")),
+        what="the Warning Event",
+    )
     done = await koos.finished("nodb-1")
     step = koos.step("nodb-1", "call")
     assert (done["status"]["phase"], step["reason"]) == ("Failed", "NotStarted")
@@ -172,3 +180,27 @@ async def test_a_running_pod_is_never_probed(koos: Koos) -> None:
         r for r in koos.sandbox.requests.since(mark) if (r.verb, r.resource) == ("list", "pods")
     ]
     assert len(lists) == 1  # only the read of the ended Job's Pod, for its outcome
+
+
+async def test_an_image_name_that_does_not_parse_surfaces(koos: Koos) -> None:
+    await koos.apply(secret("api", token=SECRET))
+    await koos.apply(template("bad-name", run={"image": "Busybox:latest"}, startTimeout="8s"))
+    await koos.apply(execution("name-1", "bad-name"))
+    await async_wait_for(
+        lambda: condition_of(koos, "name-1").get("reason") == "InvalidImageName",
+        what="InvalidImageName in the condition",
+    )
+    done = await koos.finished("name-1")
+    assert koos.step("name-1", "call")["reason"] == "NotStarted"
+    assert "invalid reference format (InvalidImageName)" in done["status"]["message"]
+
+
+async def test_a_missing_secret_volume_fails_the_attempt_at_its_start_timeout(koos: Koos) -> None:
+    await koos.apply(secret("api", token=SECRET))
+    volume = {"name": "tls", "mountPath": "/tls", "secret": {"secretName": "tls"}}
+    await koos.apply(template("no-tls", run={"volumes": [volume]}, startTimeout="6s"))
+    await koos.apply(execution("tls-1", "no-tls"))
+    done = await koos.finished("tls-1")
+    step = koos.step("tls-1", "call")
+    assert (done["status"]["phase"], step["reason"]) == ("Failed", "NotStarted")
+    assert step["message"].startswith("its Pod did not start within 6s: ContainerCreating")

@@ -71,6 +71,13 @@ def waiting_for(job: JobFacts) -> str:
     """What the Pod waits for, in words (for a message)."""
     if job.waiting_reason and job.waiting_message:
         return f"{job.waiting_message} ({job.waiting_reason})"
+    if job.waiting_reason == "ContainerCreating":
+        # A volume that cannot be mounted (a missing Secret or ConfigMap) keeps it here; the
+        # kubelet says so only in an Event of the Pod.
+        return (
+            "ContainerCreating (a volume may fail to mount: kubectl describe pod -l "
+            f"job-name={job.name} says why)"
+        )
     if job.waiting_reason:
         return job.waiting_reason
     return f"no Pod of Job {job.name} is running (see kubectl describe job {job.name})"
