@@ -6,7 +6,9 @@ status names but the index lacks may just not have arrived yet, so it is read on
 the planner may call it lost: no step is failed on a stale cache. Pods are not watched (each
 makes several events in its short life, none of which changes a decision): when a running
 step's Job has ended, its Pods are listed once for the exit code, the output and (when the
-Pod still exists) its disruption.
+Pod still exists) its disruption. Two more reads, each in its own module: the Pods of a
+running step's Job that reports no ready Pod, at the planner's wake-ups (`k8s.pods`), and the
+Secret values to mask in the text of a Job that ended (`k8s.secrets`).
 """
 
 from __future__ import annotations
