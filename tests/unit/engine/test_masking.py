@@ -14,7 +14,7 @@ from koos.api.execution import ExecutionSpec, ExecutionStatus, StepStatus
 from koos.api.template import TemplateSpec
 from koos.engine.execution import plan
 from koos.engine.facts import ExecutionSnapshot, JobFacts, JobPhase, Plan, TemplateFacts
-from koos.engine.masking import MASK, Masker, mask, secret_sources
+from koos.engine.masking import MASK, Masker, _base64_at, mask, secret_sources
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 SECRET = "hunter2-Pa55word"
@@ -176,3 +176,26 @@ def test_text_whose_secrets_could_not_be_read_is_withheld() -> None:
     succeeded = ended("Succeeded", json.dumps({"k": SECRET}), secrets_unread=why)
     assert (record(succeeded).phase, record(succeeded).reason) == ("Failed", "OutputWithheld")
     assert SECRET not in everything(failed) + everything(succeeded)
+
+
+def test_no_secret_survives_in_random_logs() -> None:
+    """Random secrets (letters, digits, punctuation, spaces, newlines, non-ASCII) printed in
+    random logs, whole, base64-encoded or cut at the start of the tail: none survives."""
+    import random
+
+    alphabet = "abcXYZ019 _-+/=:;$'\"\\\n\té€"
+    rng = random.Random(10)
+    for _ in range(500):
+        value = "".join(rng.choice(alphabet) for _ in range(rng.randint(4, 40)))
+        if any(len(line.strip("\r")) < 4 for line in value.splitlines()) or value != value.strip():
+            continue  # short lines are not masked on their own; see test_short_values
+        noise = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        encoded = base64.b64encode((noise + value).encode()).decode()
+        cut = value[rng.randint(1, len(value) - 4) :] if len(value) > 4 else ""
+        log = f"{noise}{value}{noise}\n{encoded}\n"
+        masked = mask(cut + log, [value])
+        assert value not in masked
+        assert not cut or not masked.startswith(cut)
+        # The characters of the encoding that depend on the value alone are gone.
+        for core in _base64_at(value.encode(), len(noise.encode()) % 3)[:1]:
+            assert len(core) < 4 or core not in masked
