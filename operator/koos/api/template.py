@@ -154,6 +154,12 @@ class Step(KoosModel):
     timeout: str | None = Field(
         default=None, description="Fail an attempt that runs longer, e.g. 10m."
     )
+    start_timeout: str | None = Field(
+        default=None,
+        description="run steps: fail an attempt whose Pod has not started this long after "
+        "its Job was created, e.g. 15m (default 5m). Meanwhile a Pod waiting on a missing "
+        "Secret or ConfigMap or an image it cannot pull says so in the step's message.",
+    )
     on_error: Literal["Abort", "Continue"] = Field(
         default="Abort",
         description="Abort: start nothing new, let running steps finish, fail the Execution. "

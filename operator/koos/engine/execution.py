@@ -47,6 +47,7 @@ from koos.api.execution import (
 from koos.engine import approval_proof, expressions, steps
 from koos.engine.facts import EventSpec, ExecutionSnapshot, Plan
 from koos.engine.params import resolve_parameters
+from koos.engine.pod_start import NEEDS_A_PERSON
 from koos.engine.template import validate_template
 from koos.engine.timefmt import parse_rfc3339, rfc3339
 
@@ -287,6 +288,11 @@ def _summarize(snapshot: ExecutionSnapshot, status: ExecutionStatus) -> Executio
                 f"kubectl annotate approval {name} koos.io/decision=approve" for name in waiting
             )
             reason = "AwaitingApproval"
+        # A Pod that cannot start without a person (koos.engine.pod_start) shows at once.
+        blocked = [s for s in records if s.phase == "Running" and s.reason in NEEDS_A_PERSON]
+        if blocked:
+            text += "".join(f" Step {s.name} is {s.message}" for s in blocked)
+            reason = blocked[0].reason or reason
         if status.cancel_requested:
             text, reason = "Cancelling: " + text, "Cancelling"
         update["phase"] = "Waiting" if waiting and not status.cancel_requested else "Running"

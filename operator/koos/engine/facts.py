@@ -31,6 +31,17 @@ class JobFacts:
     created: datetime | None = None
     deleting: bool = False
     disrupted: str = ""  # why the Pod was disrupted: eviction, node lost, deleted
+    # Whether a Pod has started, for an Active Job (`koos.engine.pod_start`): the Job's
+    # `status.ready` (None: not reported), and what a probe of its Pods found.
+    ready: int | None = None
+    probed: bool = False  # its Pods were listed in this pass
+    pod_started: bool = False  # a probe found the step's container running or ended
+    waiting_reason: str = ""  # the step container's waiting reason (CreateContainerConfigError)
+    waiting_message: str = ""  # the kubelet's message with it, or why the Pod is not scheduled
+    # Values to mask in what is copied from the Pod (`koos.engine.masking`), read only for a
+    # Job that ended with text; never shown (repr=False) nor logged.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    secrets_unread: str = ""  # why some could not be read: the text is then withheld
 
 
 @dataclass(frozen=True)

@@ -8,22 +8,29 @@ attempt with retries left waits for its `retryTime` with exponential backoff (ca
 `maxBackoff`) before the next attempt is launched. A Job that vanished before it finished
 (and is not being created in this same pass) fails the attempt as `JobLost`. The planner's own
 timeout check allows `TIMEOUT_GRACE` past the step's timeout, so the Job's deadline fires
-first.
+first. An Active Job whose Pod has not started is looked at and, past the step's
+`startTimeout`, fails its attempt as `NotStarted` (`koos.engine.pod_start`).
+
+Text copied from the Pod (the log tail in a failure message, the output, an invalid output
+quoted in a message) goes through `koos.engine.masking` first: the values of the Secrets the
+step can see never reach the status or an Event.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from koos.api.constants import OUTPUT_LIMIT
 from koos.api.execution import ExecutionStatus, StepStatus
 from koos.api.template import Step
-from koos.engine import expressions
-from koos.engine.durations import parse_duration
+from koos.engine import expressions, pod_start
+from koos.engine.durations import format_duration, parse_duration
 from koos.engine.facts import JobFacts
 from koos.engine.jobs import JobRequest, build_job, job_name
+from koos.engine.masking import Masker
 from koos.engine.progress import Pass, context, fail, short
 from koos.engine.timefmt import parse_rfc3339, rfc3339
 
@@ -59,6 +66,7 @@ def launch(work: Pass, step: Step, attempt: int, ctx: dict[str, Any]) -> None:
     work.note("Normal", "StepStarted", f"step {step.name} started (attempt {attempt}, Job {name})")
     if timeout is not None:
         work.wakes.append(work.now + timeout + TIMEOUT_GRACE)
+    work.wakes.append(work.now + pod_start.FIRST_PROBE)  # a look at a Pod that may not start
 
 
 def _render_run(step: Step, ctx: dict[str, Any]) -> Any:
@@ -114,10 +122,12 @@ def running(work: Pass, step: Step, record: StepStatus) -> None:
         _succeeded(work, step, job)
     elif job.phase == "Failed":
         reason = "TimedOut" if job.reason == "DeadlineExceeded" else "Failed"
-        detail = job.disrupted or job.message or job.reason or "the Job failed"
+        detail = job.disrupted or _pod_text(job) or job.reason or "the Job failed"
         if job.exit_code is not None and not job.disrupted:
             detail = f"exit code {job.exit_code}: {detail}"
         _attempt_failed(work, step, record, reason, detail)
+    elif _not_started(work, step, record, job):
+        return
     elif step.timeout and job.created is not None:
         limit = job.created + parse_duration(step.timeout) + TIMEOUT_GRACE
         if work.now >= limit:
@@ -127,11 +137,59 @@ def running(work: Pass, step: Step, record: StepStatus) -> None:
             work.wakes.append(limit)
 
 
+def _not_started(work: Pass, step: Step, record: StepStatus, job: JobFacts) -> bool:
+    """For an Active Job: surface what its Pod waits for, fail the attempt once its Pod has
+    not started within the step's start timeout (`koos.engine.pod_start`), and wake for the
+    next look. True when the attempt failed."""
+    if job.created is None or job.deleting:
+        return False
+    if pod_start.has_started(job):
+        if record.reason in pod_start.NEEDS_A_PERSON:
+            work.set(step.name, reason="Started", message=None)  # fixed: the Pod runs now
+        return False
+    limit = pod_start.start_timeout(step)
+    deadline = job.created + limit
+    if work.now >= deadline and job.probed:
+        work.deletes.append(job.name)
+        _attempt_failed(
+            work,
+            step,
+            record,
+            "NotStarted",
+            f"its Pod did not start within {format_duration(limit)}: {pod_start.waiting_for(job)}",
+        )
+        return True
+    if job.waiting_reason in pod_start.NEEDS_A_PERSON:
+        message = (
+            f"waiting: {pod_start.waiting_for(job)}; the attempt fails at "
+            f"{rfc3339(deadline)} unless this is fixed"
+        )
+        if record.reason != job.waiting_reason or record.message != short(message):
+            work.set(step.name, reason=job.waiting_reason, message=message)
+        if record.reason not in pod_start.NEEDS_A_PERSON:  # one Event, not one per probe
+            work.note("Warning", "StepWaiting", f"step {step.name} is {message}")
+    probe = pod_start.next_probe(job.created, work.now)
+    work.wakes.append(probe if work.now >= deadline else min(probe, deadline))
+    return False
+
+
+def _pod_text(job: JobFacts) -> str:
+    """The Job's message (the Pod's termination message or log tail), secrets masked."""
+    if job.secrets_unread and job.message.strip():
+        return f"the message is withheld: {job.secrets_unread}"
+    return Masker(job.secrets).text(job.message)
+
+
 def _succeeded(work: Pass, step: Step, job: JobFacts) -> None:
-    outputs, problem = parse_output(job.message)
+    if job.secrets_unread and job.message.strip():
+        fail(work, step, "OutputWithheld", f"the output is withheld: {job.secrets_unread}")
+        return
+    masker = Masker(job.secrets)
+    outputs, problem = parse_output(job.message, masker.text)
     if problem is not None:
         fail(work, step, problem[0], problem[1])
         return
+    outputs = masker.value(outputs)
     work.set(
         step.name,
         phase="Succeeded",
@@ -164,22 +222,29 @@ def _attempt_failed(work: Pass, step: Step, record: StepStatus, reason: str, det
     fail(work, step, reason, detail)
 
 
-def parse_output(text: str) -> tuple[dict[str, Any], tuple[str, str] | None]:
-    """A run step's output: one JSON object (or nothing) in its termination message."""
+def parse_output(
+    text: str, masked: Callable[[str], str] = str
+) -> tuple[dict[str, Any], tuple[str, str] | None]:
+    """A run step's output: one JSON object (or nothing) in its termination message. A
+    problem quotes the text only as `masked` gives it.
+
+    The kubelet keeps at most `OUTPUT_LIMIT` bytes of the file: an output of exactly that
+    size is whole when it parses, and was cut from a longer one when it does not."""
     if not text.strip():
         return {}, None
-    if len(text.encode()) >= OUTPUT_LIMIT:
-        return {}, (
-            "OutputTooLarge",
-            f"the output is over {OUTPUT_LIMIT} bytes (the kubelet "
-            "keeps 4 KiB): write less to $KOOS_OUTPUT",
-        )
+    size = len(text.encode())
+    if size > OUTPUT_LIMIT:
+        return {}, _too_large(f"the output is {size} bytes, over the {OUTPUT_LIMIT}-byte limit")
     try:
         value = json.loads(text)
     except ValueError:
+        if size == OUTPUT_LIMIT:
+            return {}, _too_large(
+                f"the output reached the {OUTPUT_LIMIT}-byte limit and was cut short"
+            )
         return {}, (
             "InvalidOutput",
-            "$KOOS_OUTPUT must hold one JSON object, got: " + short(text.strip(), 80),
+            "$KOOS_OUTPUT must hold one JSON object, got: " + short(masked(text.strip()), 80),
         )
     if not isinstance(value, dict):
         return {}, (
@@ -187,3 +252,11 @@ def parse_output(text: str) -> tuple[dict[str, Any], tuple[str, str] | None]:
             f"$KOOS_OUTPUT must hold a JSON object, got a {type(value).__name__}",
         )
     return value, None
+
+
+def _too_large(what: str) -> tuple[str, str]:
+    return (
+        "OutputTooLarge",
+        f"{what} (the kubelet keeps {OUTPUT_LIMIT} bytes of a termination message): "
+        "write less to $KOOS_OUTPUT",
+    )

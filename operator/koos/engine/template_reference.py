@@ -1,12 +1,13 @@
 """What a Template's expressions may read: each expression field checked against its scope.
 
 Part of `koos.engine.template`'s validation (which see for the invariants of a valid spec).
-An expression may read declared, non-secret parameters (pasted into a script, command or
-args only when `is_safe_to_paste`), the outputs and phase of steps that have finished before
-it is rendered (its step's dependencies, transitively; for a `finally` step also every main
-step; for the template's outputs only main steps), and `execution.name`/`.namespace`. A field
-gets one problem per distinct reason, at its path; an expression that does not parse gets its
-parse error.
+An expression may read declared, non-secret parameters, the outputs and phase of steps that
+have finished before it is rendered (its step's dependencies, transitively; for a `finally`
+step also every main step; for the template's outputs only main steps), and
+`execution.name`/`.namespace`. In a script, command or args (text the shell parses) only what
+`koos.engine.paste` calls pasteable may appear: never a step's outputs nor a loop item, and a
+parameter only with an enum or an inert pattern. A field gets one problem per distinct reason,
+at its path; an expression that does not parse gets its parse error.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 
 from koos.api.template import Parameter, Step, TemplateSpec
 from koos.engine.expressions import ExpressionError, has_expression, references
-from koos.engine.params import is_safe_to_paste, param_env_name
+from koos.engine.params import param_env_name
+from koos.engine.paste import is_safe_to_paste
 from koos.engine.problem import Problem
 from koos.engine.template_structure import Place, finals_by_name
 
@@ -148,12 +150,23 @@ def _check_reference(
             )
         if field not in _STEP_FIELDS:
             return f"steps.{name} has outputs and phase, not {field!r}"
+        if scope.pasted and field == "outputs":
+            return _not_pasteable(
+                f"steps.{name}.outputs",
+                "text a container wrote",
+                "Pass it as an environment variable (env: [{name: VALUE, value: "
+                f'"{{{{ steps.{name}.outputs.<key> }}}}"}}]) and read "$VALUE" instead',
+            )
         return None
     if root == "execution":
         if not rest or rest[0] not in _EXECUTION_FIELDS:
             return "execution has only name and namespace"
         return None
     if root == "item":
+        if scope.pasted:
+            return _not_pasteable(
+                "item", "text from the loop's list", 'Read "$KOOS_ITEM" in the script instead'
+            )
         return "item is defined only inside a loop, and steps have no loop yet"
     return f"unknown name {root!r}: expressions read params, steps and execution"
 
@@ -177,6 +190,13 @@ def _check_parameter(
         return (
             f"parameter {name} may not be pasted into a script, command or args: read the "
             f"environment variable {env} instead (or give {name} an enum or a pattern "
-            "anchored with ^ and $)"
+            "anchored with ^ and $ that admits only letters, digits and _.,:/=+@%-)"
         )
     return None
+
+
+def _not_pasteable(what: str, holds: str, how: str) -> str:
+    return (
+        f"{what} may not be pasted into a script, command or args: it holds {holds}, which "
+        f"the shell would run as code. {how}"
+    )

@@ -165,6 +165,8 @@ def validate_durations(place: Place) -> list[Problem]:
         timeout = parsed("timeout", step.timeout)
         if timeout is not None and timeout <= datetime.timedelta():
             problems.append(Problem(f"{path}.timeout", "timeout must be longer than 0s"))
+    if step.start_timeout is not None:
+        parsed("startTimeout", step.start_timeout)
     if step.sleep is not None:
         parsed("sleep.duration", step.sleep.duration)
     if step.approve is not None:

@@ -12,7 +12,8 @@ removes them).
   as theirs, so she cannot approve them.
 - `executions/status` UPDATE: refused to everyone but the operator (the status says which
   steps passed); a matchCondition spares the API server the call for the operator's writes.
-- Template CREATE/UPDATE: refuse a template the engine finds invalid, one problem per line.
+- Template CREATE/UPDATE: refuse a template the engine finds invalid, one problem per line,
+  or one that names a ServiceAccount its author may not use (`handlers.service_account`).
 - The Execution webhooks and the guards of what only koos writes (Execution and Approval
   status, Approval creation) change nothing for some of the operator's own requests: the
   runs it creates and stamps itself, its updates, its status writes and its Approvals.
@@ -43,12 +44,13 @@ from koos.api.schedule import ScheduleSpec
 from koos.api.template import TemplateSpec
 from koos.engine import schedule as cron
 from koos.engine.template import problems_from_pydantic, validate_template
+from koos.handlers.service_account import check_service_account_use
 from koos.k8s.client import JSON_PATCH, Kube, KubeError
 
 log = logging.getLogger("koos.admission")
 
 
-def register(registry: kopf.OperatorRegistry, operator_user: str) -> None:
+def register(registry: kopf.OperatorRegistry, operator_user: str, kube: Kube | None = None) -> None:
     @kopf.on.mutate(
         GROUP,
         VERSION,
@@ -142,13 +144,18 @@ def register(registry: kopf.OperatorRegistry, operator_user: str) -> None:
         registry=registry,
         persistent=True,
     )
-    async def validate(spec: Any, **_: Any) -> None:
+    async def validate(
+        spec: Any, userinfo: Any, namespace: str | None, body: Any, **kwargs: Any
+    ) -> None:
         try:
             problems = [str(p) for p in validate_template(TemplateSpec.model_validate(dict(spec)))]
         except ValidationError as error:
             problems = [str(p) for p in problems_from_pydantic(error)]
         if problems:
             raise kopf.AdmissionError("the template is invalid:\n" + "\n".join(problems))
+        if kube is not None:  # who may run as the template's ServiceAccount (issue 10 item 9)
+            where = namespace or (body.get("metadata") or {}).get("namespace") or ""
+            await check_service_account_use(kube, where, spec, kwargs.get("old"), userinfo)
 
 
 ADMISSION_GROUP, ADMISSION_VERSION = "admissionregistration.k8s.io", "v1"

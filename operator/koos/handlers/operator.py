@@ -114,7 +114,7 @@ def build_registry(
     approval.register(registry, approvals, operator_user)
     schedule.register(registry, schedules)
     if options.webhooks:
-        admission.register(registry, operator_user)
+        admission.register(registry, operator_user, kube)
         admission.register_own_requests_skipped(registry, kube, operator_user)
         admission.register_schedule_validation(registry, options.allow_second_schedules)
     return registry

@@ -5,7 +5,8 @@
   overlap).
 - Keys added many times while waiting are processed once.
 - `add_at(key, when)` wakes a key at a time (a sleep, a retry, a timeout): waiting costs no
-  API request and no polling.
+  API request and no polling. The wake-up a processing returns replaces the key's earlier
+  one, so a run that ended is not woken again by a timer set while it ran.
 - A failed key is retried with a capped exponential backoff.
 - A processing may let waiting keys go first (`let_waiting_go_first`): it gives up its
   worker until no key waits for one, then takes one again; its key stays taken meanwhile.
@@ -199,8 +200,9 @@ class WorkQueue:
             now = time.monotonic()
             while self._timers and self._timers[0][0] <= now:
                 due, _, key = heapq.heappop(self._timers)
-                if self._due.get(key) == due:
-                    del self._due[key]
+                if self._due.get(key) != due:
+                    continue  # replaced by a later processing's wake-up (or none)
+                del self._due[key]
                 self.add(key)
             timeout = self._timers[0][0] - now if self._timers else None
             with contextlib.suppress(TimeoutError):
@@ -250,6 +252,9 @@ class WorkQueue:
                 self.add_after(key, delay)
             else:
                 self._failures.pop(key, None)
+                # The wake-up this processing asks for replaces any set before: it decided
+                # from newer facts (a run that ended needs none).
+                self._due.pop(key, None)
                 if wake is not None:
                     self.add_at(key, wake)
             finally:

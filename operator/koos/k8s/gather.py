@@ -6,7 +6,9 @@ status names but the index lacks may just not have arrived yet, so it is read on
 the planner may call it lost: no step is failed on a stale cache. Pods are not watched (each
 makes several events in its short life, none of which changes a decision): when a running
 step's Job has ended, its Pods are listed once for the exit code, the output and (when the
-Pod still exists) its disruption.
+Pod still exists) its disruption. Two more reads, each in its own module: the Pods of a
+running step's Job that reports no ready Pod, at the planner's wake-ups (`k8s.pods`), and the
+Secret values to mask in the text of a Job that ended (`k8s.secrets`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from koos.engine.facts import ApprovalFacts, ExecutionSnapshot, JobFacts, Templa
 from koos.engine.template import problems_from_pydantic
 from koos.engine.timefmt import parse_rfc3339
 from koos.k8s.client import Kube, custom_path, job_path
+from koos.k8s.pods import with_pod_starts
+from koos.k8s.secrets import with_secret_values
 
 STEP_CONTAINER = "step"
 DISRUPTIONS = {
@@ -45,6 +49,7 @@ def compact_job(body: Mapping[str, Any]) -> dict[str, Any]:
         "uid": meta.get("uid"),
         "creationTimestamp": meta.get("creationTimestamp"),
         "deleting": "deletionTimestamp" in meta,
+        "ready": status.get("ready"),  # Pods ready: 0 while a Pod cannot start (k8s.pods)
         "conditions": [
             {k: c.get(k) for k in ("type", "status", "reason", "message")}
             for c in status.get("conditions") or []
@@ -158,6 +163,9 @@ async def gather_execution(
             await list_pods(kube, namespace, job_name) if job_name in running and ended(job) else []
         )
         facts[job_name] = job_facts(job, pods)
+    # Issue 10: a Pod that cannot start is looked at; secrets are masked out of Pod text.
+    facts = await with_pod_starts(kube, namespace, status, known_jobs, facts)
+    facts = await with_secret_values(kube, namespace, status, facts)
     approvals = {}
     for record in status.steps or []:
         if record.phase == "Running" and record.approval:

@@ -29,6 +29,13 @@ VIRTUAL: dict[tuple[str, str], list[dict[str, Any]]] = {
             "kind": "SelfSubjectAccessReview",
             "verbs": ["create"],
         },
+        {
+            "name": "subjectaccessreviews",
+            "singularName": "subjectaccessreview",
+            "namespaced": False,
+            "kind": "SubjectAccessReview",
+            "verbs": ["create"],
+        },
     ],
 }
 

@@ -11,7 +11,9 @@ reason DeadlineExceeded. Every status write is a whole-object `store.replace`. A
 for deletion without finalizers (a graceful delete) is removed by the kubelet's last write.
 
 A container whose environment (podenv.py) refers to a missing Secret/ConfigMap or key waits
-in `CreateContainerConfigError` until a Secret or ConfigMap of its namespace changes.
+in `CreateContainerConfigError` until a Secret or ConfigMap of its namespace changes; one whose
+image reference does not parse waits in `InvalidImageName`, and the containers of a Pod whose
+secret/configMap volume is missing stay `ContainerCreating` until one changes (podstart.py).
 
 Layout: this module holds the event loop, scheduling, the test controls (evict, delete, node
 lost/restored) and the container runs; podstatus.py holds the `Worker` record and builds,
@@ -29,6 +31,7 @@ from koos.sandbox.errors import ApiError
 from koos.sandbox.jobspec import condition, delete_object, merge_conditions
 from koos.sandbox.nodes import node_ready, with_readiness
 from koos.sandbox.podenv import ConfigError, resolve_env
+from koos.sandbox.podstart import image_problem, missing_volume
 from koos.sandbox.podstatus import (
     Worker,
     image_id,
@@ -288,6 +291,18 @@ class Kubelet:
                 outcome = Outcome(137, "ContainerStatusUnknown", NOT_LOCATED, started=False)
                 table[name] = terminated(self.state.logs, w, c, outcome, "", restarts, last)
                 return outcome
+            problem = image_problem(str(c.get("image", "")))
+            if problem is not None:  # a Pod's images never change: it waits for good
+                table[name] = waiting(c, "InvalidImageName", problem, restarts, last)
+                self._write(w)
+                await w.stop.wait()
+                continue
+            if missing_volume(self.state.store, self.state.registry, pod) is not None:
+                table[name] = waiting(c, "ContainerCreating", "", restarts, last)
+                self._write(w)
+                w.config.clear()
+                await _first(w.stop, w.config)
+                continue
             try:
                 env = resolve_env(self.state.store, self.state.registry, pod, c, w.pod_ip)
             except ConfigError as error:

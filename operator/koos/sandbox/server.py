@@ -288,6 +288,25 @@ class Server:
                 attrs.get("namespace", ""),
             )
             return json_response({**body, "status": {"allowed": allowed}}, 201)
+        if target.plural == "subjectaccessreviews":
+            # Whether another user may do something: the caller needs the right to ask.
+            self.state.authz.check(user, "create", target.group, target.plural, "")
+            spec = body.get("spec") or {}
+            attrs = spec.get("resourceAttributes") or {}
+            subject = UserInfo(
+                str(spec.get("user", "")),
+                str(spec.get("uid", "")),
+                tuple(spec.get("groups") or ()),
+                dict(spec.get("extra") or {}),
+            )
+            allowed = self.state.authz.allows(
+                subject,
+                attrs.get("verb", ""),
+                attrs.get("group", ""),
+                attrs.get("resource", ""),
+                attrs.get("namespace", ""),
+            )
+            return json_response({**body, "status": {"allowed": allowed}}, 201)
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
 

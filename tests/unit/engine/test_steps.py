@@ -101,7 +101,8 @@ OUTPUTS: dict[str, tuple[str, str, str, dict[str, Any] | None]] = {
     "invalid JSON": ("{a: 1", "Failed", "InvalidOutput", None),
     "a JSON array": ("[1, 2]", "Failed", "InvalidOutput", None),
     "a JSON string": ('"done"', "Failed", "InvalidOutput", None),
-    "4096 bytes": (BIG, "Failed", "OutputTooLarge", None),
+    "exactly 4096 bytes": (BIG, "Succeeded", "Completed", {"k": "x" * 4087}),
+    "cut at 4096 bytes by the kubelet": (BIG[:-1] + "x", "Failed", "OutputTooLarge", None),
     "over 4 KiB in bytes, not in characters": (WIDE, "Failed", "OutputTooLarge", None),
 }
 
@@ -340,11 +341,12 @@ def test_a_job_that_hit_its_deadline_times_the_step_out() -> None:
 def test_a_job_that_outlives_its_timeout_is_deleted_and_times_out() -> None:
     spec = template(step("a", timeout="1m"), step("b"))
     first = plan(snapshot(spec), T0)
-    assert first.wake_at == at(90)  # the Job's own deadline, plus grace for it to fire first
-    before = replan(first, at(89), job("a"))
+    assert first.wake_at == at(5)  # a first look at whether its Pod started
+    before = replan(first, at(89), job("a", ready=1))
+    # the Job's own deadline, plus grace for it to fire first
     assert (before.delete_jobs, before.wake_at) == ((), at(90))
     assert before.status == first.status
-    late = replan(first, at(90), job("a"))
+    late = replan(first, at(90), job("a", ready=1))
     assert late.delete_jobs == ("demo-a-1",)
     a = record(late, "a")
     assert (a.phase, a.reason, a.message) == ("Failed", "TimedOut", "ran longer than 1m")
@@ -353,9 +355,9 @@ def test_a_job_that_outlives_its_timeout_is_deleted_and_times_out() -> None:
 
 def test_a_step_without_timeout_sets_no_wake_up() -> None:
     first = plan(snapshot(template(step("a"))), T0)
-    assert first.wake_at is None
+    assert first.wake_at == at(5)  # only a look at whether its Pod started
     assert "activeDeadlineSeconds" not in first.create_jobs[0]["spec"]
-    assert replan(first, at(86400), job("a")).wake_at is None
+    assert replan(first, at(86400), job("a", ready=1)).wake_at is None
 
 
 LOST = "Job demo-a-1 disappeared before it finished."

@@ -51,8 +51,10 @@ BASE: Spec = {
             "dependsOn": ["restart"],
             "run": {
                 "image": "busybox",
-                "command": ["echo", "{{ steps.restart.outputs.pods | join(' ') }}"],
+                "command": ["echo", "$(PODS)"],
                 "args": ["--mode={{ params.mode }}"],
+                # Outputs are never pasted into a command: they reach it through env.
+                "env": [{"name": "PODS", "value": "{{ steps.restart.outputs.pods | join(' ') }}"}],
             },
         },
         {"name": "wait", "dependsOn": [], "sleep": {"duration": "30s"}},
@@ -541,7 +543,7 @@ def test_problems_read_as_path_colon_message() -> None:
     data = changed(lambda d: step(d, 1).update(dependsOn=["nope"]))
     assert [str(p) for p in validate_template(spec_of(data))] == [
         "spec.steps[1].dependsOn[0]: no step named 'nope'",
-        "spec.steps[1].run.command[1]: steps.restart is read but this step does not depend on "
+        "spec.steps[1].run.env[0].value: steps.restart is read but this step does not depend on "
         "restart: add it to dependsOn (directly or through another step)",
         # verify read restart through check, which no longer depends on it
         "spec.steps[3].when: steps.restart is read but this step does not depend on restart: "
@@ -590,6 +592,7 @@ def test_step_expressions_lists_the_rendered_fields() -> None:
         "run.command[0]",
         "run.command[1]",
         "run.args[0]",
+        "run.env[0].value",
     ]
 
 
