@@ -175,16 +175,19 @@ def multiply(left: Any, right: Any) -> None:
             if count > 0 and size(sequence) * count > MAX_SIZE:
                 raise _refuse_size(f"{type(sequence).__name__} * {count}")
             return
-    if isinstance(left, int) and isinstance(right, int):
-        if left.bit_length() + right.bit_length() > MAX_INTEGER_BITS + 1:
-            raise LimitExceeded(f"the product is an integer of over {MAX_INTEGER_BITS} bits")
+    if (
+        isinstance(left, int)
+        and isinstance(right, int)
+        and left.bit_length() + right.bit_length() > MAX_INTEGER_BITS + 1
+    ):
+        raise LimitExceeded(f"the product is an integer of over {MAX_INTEGER_BITS} bits")
 
 
 def plus(left: Any, right: Any) -> None:
     """Refuse `left + right` before it is computed when its result is too large."""
-    if isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
-        if size(left) + size(right) > MAX_SIZE:
-            raise _refuse_size("the sum")
+    both = isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
+    if both and size(left) + size(right) > MAX_SIZE:
+        raise _refuse_size("the sum")
 
 
 def concat(values: Iterable[Any]) -> str:
