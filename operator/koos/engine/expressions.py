@@ -176,8 +176,7 @@ def _parse(text: str) -> nodes.Template:
     """The checked syntax tree of `text`; ExpressionError saying what is wrong and where."""
     if len(text) > MAX_TEXT_LENGTH:
         raise ExpressionError(
-            f"expression text is {len(text)} characters long, over the limit of "
-            f"{MAX_TEXT_LENGTH}"
+            f"expression text is {len(text)} characters long, over the limit of {MAX_TEXT_LENGTH}"
         )
     try:
         tree = _ENV.parse(text)
