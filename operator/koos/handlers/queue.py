@@ -6,7 +6,10 @@
 - Keys added many times while waiting are processed once.
 - `add_at(key, when)` wakes a key at a time (a sleep, a retry, a timeout): waiting costs no
   API request and no polling.
-- A failed key is retried with a capped exponential backoff.
+- A failed key is retried with a capped exponential backoff. Its log line names the kind of
+  error; an error that is not the API server's (a bug, not a passing fault) also has its
+  traceback logged, once per run of failures. The controllers end a run for errors that
+  retrying cannot mend (`koos.handlers.execution`), so what reaches here is meant to pass.
 - A processing may let waiting keys go first (`let_waiting_go_first`): it gives up its
   worker until no key waits for one, then takes one again; its key stays taken meanwhile.
   A Schedule creates its run at once and writes its status when the other fires are out.
@@ -33,6 +36,7 @@ from datetime import datetime
 from typing import Any
 
 from koos.k8s.apply import resource_version
+from koos.k8s.client import KubeError
 
 log = logging.getLogger("koos.queue")
 
@@ -241,11 +245,13 @@ class WorkQueue:
                 self._failures[key] = failures
                 delay = min(0.1 * 2 ** (failures - 1), self._max_backoff)
                 log.warning(
-                    "Reconcile failed key=%s attempt=%d retry_in=%.1fs: %s",
+                    "Reconcile failed key=%s attempt=%d retry_in=%.1fs error=%s: %s",
                     key,
                     failures,
                     delay,
+                    type(error).__name__,
                     error,
+                    exc_info=failures == 1 and not isinstance(error, KubeError),
                 )
                 self.add_after(key, delay)
             else:
