@@ -279,13 +279,24 @@ class _Progress:
         work = self.work
         before = work.records[step.name]
         stopping = not final and (work.cancel or self.aborted)
-        _step(
-            work,
-            step,
-            self.deps[step.name],
-            stopping=stopping,
-            stop_reason="Cancelled" if work.cancel else "Aborted",
-        )
+        try:
+            _step(
+                work,
+                step,
+                self.deps[step.name],
+                stopping=stopping,
+                stop_reason="Cancelled" if work.cancel else "Aborted",
+            )
+        except RecursionError:
+            # Data nested too deeply for Python to walk (an output of ~1,000 levels fits in
+            # 4 KiB); the step fails saying so rather than the whole pass raising.
+            fail(
+                work,
+                step,
+                "InvalidOutput",
+                "a value of this step is nested too deeply to read: write a flatter output",
+            )
+            work.set(step.name, outputs=None)
         after = work.records[step.name]
         if after is before or after == before:
             return []

@@ -502,3 +502,14 @@ def test_outputs_nested_too_deeply_fail_the_step_with_a_reason() -> None:
     assert "nested deeper than 64 levels" in (failed.message or "")
     assert failed.outputs is None
     assert second.status.phase == "Failed"
+
+
+def test_an_output_too_deep_to_decode_fails_the_step_instead_of_the_pass() -> None:
+    deep = "[" * 1500 + "]" * 1500  # fits in 4 KiB; json.loads raises RecursionError
+    spec = template(step("a"), step("b"))
+    first = plan(snapshot(spec), T0)
+    second = replan(first, at(1), job("a", "Succeeded", message='{"v": ' + deep + "}"))
+    failed = record(second, "a")
+    assert (failed.phase, failed.reason) == ("Failed", "InvalidOutput")
+    assert "nested too deeply" in (failed.message or "")
+    assert second.status.phase == "Failed"
