@@ -51,6 +51,7 @@ from koos.engine.template_structure import (
     validate_env,
     validate_name,
 )
+from koos.engine.value_limits import MAX_NESTING
 
 __all__ = [
     "MAX_SPEC_BYTES",
@@ -66,6 +67,7 @@ __all__ = [
 
 
 MAX_SPEC_BYTES = 128 * 1024
+_DEPTH_HINT = f"keep defaults, enums and schemas within {MAX_NESTING} levels of nesting"
 
 
 def spec_bytes(spec: TemplateSpec) -> int:
@@ -106,7 +108,12 @@ def effective_dependencies(spec: TemplateSpec) -> dict[str, tuple[str, ...]]:
 def validate_template(spec: TemplateSpec) -> list[Problem]:
     """Every problem of `spec`, [] when it is valid: its size, parameters, then step by step,
     then cycles and the template's outputs."""
-    too_large = size_problem(spec_bytes(spec))
+    try:
+        too_large = size_problem(spec_bytes(spec))
+    except (ValueError, RecursionError):
+        # pydantic refuses to serialize past its own depth limit: a default, an enum or an
+        # items schema nested hundreds of levels deep.
+        return [Problem("spec", f"the template is nested too deeply: {_DEPTH_HINT}")]
     if too_large is not None:
         return [too_large]
     places = [Place(step, f"spec.steps[{i}]", False) for i, step in enumerate(spec.steps)]
