@@ -60,9 +60,9 @@ SAFE_FILTERS = (
 )
 MAX_RESULT_LENGTH = limits.MAX_SIZE
 _MAX_POWER_BITS = limits.MAX_INTEGER_BITS
-# Longer expression texts are refused before parsing: the parser and the compiled code
-# recurse per nesting level, and no runbook needs a longer single field.
-MAX_TEXT_LENGTH = 64 * 1024
+# Longer expression texts are refused before parsing (whose cost grows with the text): no
+# field of a valid spec, itself at most 128 KiB, is longer.
+MAX_TEXT_LENGTH = 128 * 1024
 _SINGLE = re.compile(r"\A\{\{(?P<inner>.*)\}\}\Z", re.DOTALL)
 _MARKER = re.compile(r"\{[{%#]")
 
