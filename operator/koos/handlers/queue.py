@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from koos.k8s.apply import resource_version
+from koos.k8s.apply import NotOurs, resource_version
 from koos.k8s.client import KubeError
 
 log = logging.getLogger("koos.queue")
@@ -251,7 +251,7 @@ class WorkQueue:
                     delay,
                     type(error).__name__,
                     error,
-                    exc_info=failures == 1 and not isinstance(error, KubeError),
+                    exc_info=failures == 1 and not isinstance(error, KubeError | NotOurs),
                 )
                 self.add_after(key, delay)
             else:
