@@ -229,6 +229,7 @@ def snapshot(
 
 @settings(
     max_examples=300,
+    database=None,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
