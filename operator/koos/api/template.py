@@ -122,7 +122,9 @@ class SleepAction(KoosModel):
 class RetryPolicy(KoosModel):
     limit: int = Field(default=0, ge=0, le=100, description="Retries after the first attempt.")
     backoff: str = Field(default="10s", description="Wait before the first retry.")
-    factor: float = Field(default=2.0, ge=1, description="Multiplier of the wait per retry.")
+    factor: float = Field(
+        default=2.0, ge=1, le=100, description="Multiplier of the wait per retry (1 to 100)."
+    )
     max_backoff: str = Field(default="10m", description="Longest wait between attempts.")
 
 

@@ -26,7 +26,12 @@ else wrote the status: the run fails at once (reason StatusTampered) and nothing
 
 Invariants: the template is resolved once and kept in status (edits to it never change a
 running Execution); secret parameter values never enter the status or the plan (only their
-references do); status stays bounded (one compact record per step, short messages).
+references do); status stays bounded (one compact record per step, short messages, a
+template of at most `MAX_SPEC_BYTES` and parameters of at most `MAX_PARAMETER_BYTES`).
+
+A run that cannot go on for a reason no input check foresaw — the planner raised, or the
+API server refused what it planned — ends Failed with reason InternalError and the cause in
+its message (`plan_failure`), rather than being retried forever with no phase.
 """
 
 from __future__ import annotations
@@ -44,14 +49,20 @@ from koos.api.execution import (
     ResolvedTemplate,
     StepStatus,
 )
+from koos.api.template import TemplateSpec
 from koos.engine import approval_proof, expressions, steps
+from koos.engine.approval import approval_name
 from koos.engine.facts import EventSpec, ExecutionSnapshot, Plan
 from koos.engine.params import resolve_parameters
 from koos.engine.pod_start import NEEDS_A_PERSON
-from koos.engine.template import validate_template
+from koos.engine.template import MAX_SPEC_BYTES, validate_template
 from koos.engine.timefmt import parse_rfc3339, rfc3339
 
 MESSAGE_LIMIT = 1024
+# The resolved parameters are copied into the status, beside the template.
+MAX_PARAMETER_BYTES = 128 * 1024
+
+__all__ = ["MAX_PARAMETER_BYTES", "MAX_SPEC_BYTES", "plan", "plan_failure"]
 
 
 def plan(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
@@ -194,9 +205,23 @@ def _start(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
     problems = [f'Template "{ref}" is invalid: {p}' for p in validate_template(template.spec)]
     if problems:
         return _invalid(snapshot, now, problems)
+    clashes = _approval_clashes(snapshot.name, template.spec)
+    if clashes:
+        return _invalid(snapshot, now, clashes)
     values, param_problems = resolve_parameters(template.spec, snapshot.spec.parameters)
     if param_problems:
         return _invalid(snapshot, now, [str(p) for p in param_problems])
+    size = len(json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_PARAMETER_BYTES:
+        return _invalid(
+            snapshot,
+            now,
+            [
+                f"spec.parameters: the parameters are {size // 1024} KiB, over the limit of "
+                f"{MAX_PARAMETER_BYTES // 1024} KiB: the run keeps a copy in its status; pass "
+                "large data through a ConfigMap or Secret"
+            ],
+        )
     spec_json = template.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
     digest = hashlib.sha256(json.dumps(spec_json, sort_keys=True).encode()).hexdigest()
     resolved = ResolvedTemplate(
@@ -217,6 +242,73 @@ def _start(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
     )
     message = f"Started a run of template {ref} ({len(status.steps or [])} steps)"
     return Plan(status=status, event=EventSpec("Normal", "Started", message))
+
+
+def _approval_clashes(execution: str, spec: TemplateSpec) -> list[str]:
+    """Approve steps whose Approvals would share a name (names are cut to 253 characters)."""
+    owners: dict[str, str] = {}
+    problems: list[str] = []
+    for step in spec.all_steps():
+        if step.approve is None:
+            continue
+        name = approval_name(execution, step.name)
+        if name in owners:
+            problems.append(
+                f"steps {owners[name]} and {step.name} would both ask for Approval {name} "
+                "(Approval names are the Execution's and the step's, cut to 253 characters): "
+                "give the Execution a shorter name"
+            )
+        owners.setdefault(name, step.name)
+    return problems
+
+
+def plan_failure(snapshot: ExecutionSnapshot, now: datetime, cause: str) -> Plan:
+    """The run ended Failed (reason InternalError) because it could not go on: the planner
+    raised, or the API server refused what was planned. Its live Jobs are deleted and its
+    pending Approvals withdrawn, so nothing it started runs on unwatched."""
+    status = snapshot.status
+    message = (
+        f"The run stopped: {cause}. This is a bug in koos or an input it should have refused; "
+        "the operator's log has the details."
+    )
+    records = status.steps or []
+    ended = [
+        s.model_copy(
+            update={
+                "phase": "Failed",
+                "reason": "InternalError",
+                "retry_time": None,
+                "completion_time": rfc3339(now),
+                "message": "Stopped with the run.",
+            }
+        )
+        if s.phase in ("Pending", "Running")
+        else s
+        for s in records
+    ]
+    failed = status.model_copy(
+        update={
+            "phase": "Failed",
+            "observed_generation": snapshot.generation,
+            "start_time": status.start_time or rfc3339(now),
+            "completion_time": rfc3339(now),
+            "steps": ended or None,
+            "progress": f"{len(ended)}/{len(ended)}" if ended else None,
+            "message": _short(message),
+            "conditions": _conditions(
+                snapshot, now, "False", "InternalError", message, status.conditions
+            ),
+        }
+    )
+    live = [s.approval for s in records if s.phase == "Running" and s.approval]
+    jobs = sorted(n for n, j in snapshot.jobs.items() if j.phase == "Active" and not j.deleting)
+    return Plan(
+        status=failed,
+        delete_jobs=tuple(jobs),
+        cancel_approvals=tuple(live),
+        event=EventSpec("Warning", "InternalError", _short(message)),
+        consume_annotations=_commands(snapshot),
+    )
 
 
 def _finish(

@@ -5,9 +5,11 @@ Expressions are Jinja2 in a sandbox that is strict and small on purpose:
   `a.b` / `a['b']` read keys of mappings (and indexes of lists) only, never Python
   attributes — so an output key named `items` or `keys` reads the output, not a dict method;
 - an undefined name, key or attribute is an error that names it (StrictUndefined), never "";
-- a short list of pure filters (`SAFE_FILTERS`), no globals, no autoescape; results that could
-  grow without bound (`*`, `**`, `replace`) are capped, so a template cannot exhaust the
-  operator's memory;
+- a short list of pure filters (`SAFE_FILTERS`), no globals, no autoescape, no constant
+  folding at compile time;
+- every value an expression builds, and the work of one rendering, is bounded
+  (`koos.engine.expression_limits`): an operation that would pass a bound is refused before
+  it runs, so no template can exhaust the operator's memory or hold it busy;
 - a text that is exactly one `{{ expr }}` renders to the native value (bool, list, dict,
   number); any other text renders to a string in which non-string values appear as JSON
   (`true`, `["a"]`), the way they reach containers as environment variables.
@@ -25,10 +27,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from jinja2 import Template, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.filters import FILTERS
 from jinja2.runtime import Context, StrictUndefined, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from koos.engine import expression_limits as limits
 
 __all__ = [
     "SAFE_FILTERS",
@@ -53,9 +58,11 @@ SAFE_FILTERS = (
     "first",
     "last",
 )
-# Far above any output (4 KiB) or parameter a runbook needs; far below hurting the operator.
-MAX_RESULT_LENGTH = 1_000_000
-_MAX_POWER_BITS = 4096
+MAX_RESULT_LENGTH = limits.MAX_SIZE
+_MAX_POWER_BITS = limits.MAX_INTEGER_BITS
+# Longer expression texts are refused before parsing (whose cost grows with the text): no
+# field of a valid spec, itself at most 128 KiB, is longer.
+MAX_TEXT_LENGTH = 128 * 1024
 _SINGLE = re.compile(r"\A\{\{(?P<inner>.*)\}\}\Z", re.DOTALL)
 _MARKER = re.compile(r"\{[{%#]")
 
@@ -64,38 +71,46 @@ class ExpressionError(ValueError):
     """An expression that does not parse, reads an undefined name, or fails to evaluate."""
 
 
-def _capped(result: Any) -> Any:
-    if isinstance(result, str | list | tuple) and len(result) > MAX_RESULT_LENGTH:
-        raise SecurityError(f"the result would be longer than {MAX_RESULT_LENGTH} items")
-    return result
-
-
-def _tojson(value: Any, indent: int | None = None) -> str:
-    # Jinja's own tojson escapes <, >, & and ' for HTML, which has no place in a container's
-    # environment or a Job spec.
-    return json.dumps(value, indent=indent, sort_keys=True, ensure_ascii=False)
-
-
-def _replace(value: Any, old: Any, new: Any, count: int | None = None) -> str:
-    text, old_text, new_text = str(value), str(old), str(new)
-    return str(_capped(text.replace(old_text, new_text, -1 if count is None else count)))
-
-
 def _finalize(value: Any) -> Any:
     if isinstance(value, str | Undefined):
         return value
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return limits.tojson(value)
+
+
+class _CodeGenerator(CodeGenerator):
+    """Jinja's code generator, but `a ~ b` goes through `limits.concat`, which refuses a
+    text past the bound before building it (Jinja joins the parts directly)."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.koos_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
 
 
 class _Environment(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**", "%"})
+    code_generator_class = _CodeGenerator
+    intercepted_binops = frozenset({"*", "**", "%", "+", "-", "/", "//"})
+    intercepted_unops = frozenset({"-", "+"})
+
+    @staticmethod
+    def koos_concat(values: Sequence[Any]) -> str:
+        return limits.concat(values)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "%" and isinstance(left, str):
             raise SecurityError("string formatting with % is not allowed: join with ~")
         if operator == "**" and _power_too_large(left, right):
             raise SecurityError(f"{left!r} ** {right!r} is too large")
-        return _capped(super().call_binop(context, operator, left, right))
+        if operator == "*":
+            limits.multiply(left, right)
+        elif operator == "+":
+            limits.plus(left, right)
+        return limits.checked(super().call_binop(context, operator, left, right))
+
+    def call_unop(self, context: Context, operator: str, arg: Any) -> Any:
+        return limits.checked(super().call_unop(context, operator, arg))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         return self.getitem(obj, attribute)
@@ -125,12 +140,27 @@ def _make_environment() -> _Environment:
         autoescape=False,
         finalize=_finalize,
         keep_trailing_newline=True,
+        # Constant folding would evaluate operations at compile time, outside the bounds.
+        optimized=False,
     )
     env.globals.clear()
-    env.filters = {name: FILTERS[name] for name in SAFE_FILTERS}
-    env.filters["tojson"] = _tojson
-    env.filters["replace"] = _replace
+    env.filters = {name: _bounded_filter(FILTERS[name]) for name in SAFE_FILTERS}
+    env.filters["tojson"] = limits.tojson
+    env.filters["replace"] = limits.replace
+    env.filters["join"] = limits.join
+    env.filters["string"] = limits.string
     return env
+
+
+def _bounded_filter(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function` whose every result is checked against the bounds (`int` makes integers,
+    `upper` may lengthen a text)."""
+
+    @functools.wraps(function)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        return limits.checked(function(*args, **kwargs))
+
+    return bounded
 
 
 _ENV = _make_environment()
@@ -144,6 +174,10 @@ def has_expression(text: str) -> bool:
 @functools.lru_cache(maxsize=2048)
 def _parse(text: str) -> nodes.Template:
     """The checked syntax tree of `text`; ExpressionError saying what is wrong and where."""
+    if len(text) > MAX_TEXT_LENGTH:
+        raise ExpressionError(
+            f"expression text is {len(text)} characters long, over the limit of {MAX_TEXT_LENGTH}"
+        )
     try:
         tree = _ENV.parse(text)
     except TemplateSyntaxError as error:
@@ -151,6 +185,10 @@ def _parse(text: str) -> nodes.Template:
             f"expression does not parse (line {error.lineno}): {error.message}; "
             "to write {{ literally, wrap it in {% raw %}…{% endraw %}"
         ) from None
+    except (RecursionError, MemoryError):
+        raise ExpressionError("expression is nested too deeply to parse") from None
+    except Exception as error:  # e.g. an integer literal of over 4,300 digits
+        raise ExpressionError(f"expression does not parse: {error}") from None
     for node in tree.body:
         if not isinstance(node, nodes.Output):
             raise ExpressionError(
@@ -216,11 +254,33 @@ def render(text: str, context: Mapping[str, Any]) -> Any:
     inner = _single_expression(text)
     variables = dict(context)
     try:
-        if inner is None:
-            return _compiled_template(text).render(variables)
-        return _plain(_compiled_expression(inner)(**variables))
+        with limits.budget():
+            if inner is None:
+                return _render_text(_compiled_template(text), variables)
+            return limits.checked(_plain(_compiled_expression(inner)(**variables)))
+    except RecursionError:
+        raise ExpressionError(f"expression {_quoted(text)} is nested too deeply") from None
     except Exception as error:
         raise _explain(text, variables, error) from None
+
+
+def _render_text(template: Template, variables: dict[str, Any]) -> str:
+    """The text of `template`, refused as soon as it passes the size bound."""
+    parts: list[str] = []
+    total = 0
+    for part in template.generate(variables):
+        total += len(part)
+        if total > MAX_RESULT_LENGTH:
+            raise limits.LimitExceeded(
+                f"the rendered text would be longer than {MAX_RESULT_LENGTH} characters"
+            )
+        parts.append(part)
+    return "".join(parts)
+
+
+def _quoted(text: str) -> str:
+    stripped = text.strip()
+    return repr(stripped if len(stripped) <= 200 else stripped[:199] + "…")
 
 
 @functools.lru_cache(maxsize=2048)
@@ -271,7 +331,7 @@ def _explain(text: str, context: Mapping[str, Any], error: Exception) -> Express
         missing = _first_missing(text, context)
         if missing is not None:
             return ExpressionError(missing)
-    return ExpressionError(f"expression {text.strip()!r} failed: {error}")
+    return ExpressionError(f"expression {_quoted(text)} failed: {error}")
 
 
 def _first_missing(text: str, context: Mapping[str, Any]) -> str | None:
@@ -297,4 +357,6 @@ def is_true(value: Any) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise ExpressionError(f"when must be true or false, got {value!r}")
+    shown = json.dumps(value, ensure_ascii=False, default=str)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    raise ExpressionError(f"when must be true or false, got {shown}")

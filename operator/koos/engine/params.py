@@ -11,6 +11,9 @@ Invariants:
   value is `param_env_value(value)`; two parameters never share that variable.
 
 What a value that does not satisfy its schema is told comes from `koos.engine.schema_check`.
+Every `pattern` in a declaration (the parameter's own, and those inside `items`) must compile
+with RE2 (`koos.engine.patterns`), which evaluates it in linear time; defaults, enums, schemas
+and given values stay within `koos.engine.value_limits` (nesting, integer size).
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from pydantic import ValidationError
 from koos.api.constants import PARAM_ENV_PREFIX
 from koos.api.execution import SecretParameter
 from koos.api.template import Parameter, TemplateSpec
+from koos.engine.patterns import pattern_problem
 from koos.engine.problem import Problem
 from koos.engine.schema_check import A_TYPE, value_problems
+from koos.engine.value_limits import value_problem
 
 __all__ = [
     "build_parameter_schema",
@@ -127,13 +132,16 @@ def _validate_declaration(path: str, parameter: Parameter) -> list[Problem]:
         problems.append(Problem(f"{path}.minLength", "minLength is greater than maxLength"))
     if parameter.secret:
         problems.extend(_validate_secret_declaration(path, parameter))
+    for field in ("default", "enum", "items"):
+        found = value_problem(getattr(parameter, field))
+        if found is not None:
+            problems.append(Problem(f"{path}.{field}", f"{field} {found}"))
+    if problems:
+        return problems
     schema = build_parameter_schema(parameter)
-    if parameter.pattern is not None:
-        try:
-            re.compile(parameter.pattern)
-        except re.error as error:
-            problems.append(Problem(f"{path}.pattern", f"not a valid regular expression: {error}"))
-            del schema["pattern"]
+    regex_problems = list(_pattern_problems(path, schema))
+    if regex_problems:
+        return problems + regex_problems
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as error:
@@ -147,6 +155,27 @@ def _validate_declaration(path: str, parameter: Parameter) -> list[Problem]:
     if parameter.default is not None and not parameter.secret:
         problems.extend(value_problems(f"{path}.default", parameter.default, schema))
     return problems
+
+
+def _pattern_problems(path: str, schema: Any) -> Any:
+    """Problems of every pattern in `schema` (nesting is bounded by `value_problem` first)."""
+    if isinstance(schema, Mapping):
+        pattern = schema.get("pattern")
+        if isinstance(pattern, str):
+            problem = pattern_problem(pattern)
+            if problem is not None:
+                yield Problem(f"{path}.pattern", problem)
+        if "patternProperties" in schema:
+            yield Problem(
+                f"{path}.patternProperties",
+                "patternProperties is not supported: list the keys under properties",
+            )
+        for key, value in schema.items():
+            if key not in ("enum", "const", "default", "examples"):
+                yield from _pattern_problems(f"{path}.{key}", value)
+    elif isinstance(schema, list):
+        for index, value in enumerate(schema):
+            yield from _pattern_problems(f"{path}[{index}]", value)
 
 
 def _validate_secret_declaration(path: str, parameter: Parameter) -> list[Problem]:
@@ -255,6 +284,10 @@ def resolve_parameters(
                     f"parameter {name} is not secret: give its value, not valueFrom",
                 )
             )
+            continue
+        bounds = value_problem(value)
+        if bounds is not None:
+            problems.append(Problem(path, f"the value {bounds}"))
             continue
         found = value_problems(path, value, build_parameter_schema(parameter))
         problems.extend(found)

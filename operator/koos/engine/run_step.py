@@ -27,7 +27,7 @@ from koos.api.constants import OUTPUT_LIMIT
 from koos.api.execution import ExecutionStatus, StepStatus
 from koos.api.template import Step
 from koos.engine import expressions, pod_start
-from koos.engine.durations import format_duration, parse_duration
+from koos.engine.durations import backoff_delay, format_duration, parse_duration
 from koos.engine.facts import JobFacts
 from koos.engine.jobs import JobRequest, build_job, job_name
 from koos.engine.masking import Masker
@@ -204,8 +204,12 @@ def _succeeded(work: Pass, step: Step, job: JobFacts) -> None:
 def _attempt_failed(work: Pass, step: Step, record: StepStatus, reason: str, detail: str) -> None:
     retries = step.retries
     if retries is not None and record.attempt <= retries.limit:
-        delay = parse_duration(retries.backoff) * (retries.factor ** (record.attempt - 1))
-        delay = min(delay, parse_duration(retries.max_backoff))
+        delay = backoff_delay(
+            parse_duration(retries.backoff),
+            retries.factor,
+            record.attempt,
+            parse_duration(retries.max_backoff),
+        )
         due = work.now + delay
         work.set(
             step.name,

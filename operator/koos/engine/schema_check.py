@@ -1,19 +1,24 @@
 """A value against a parameter's JSON-Schema (draft 2020-12), with problems that say what to
 fix: the type first, then each keyword in plain words, quoting a short rendering of the value.
 
-`pattern` follows ECMA-262 as JSON-Schema says (`$` ends the string, not a final newline).
+`pattern` is evaluated with RE2 (`koos.engine.patterns`): linear in the value's length
+whatever the pattern, and with ECMA-262's `$` as JSON-Schema says (it ends the string, not
+a final newline). A pattern RE2 refuses never matches (the Template's validation has
+refused it already). `patternProperties`, whose keys jsonschema would match with Python's
+backtracking engine, is refused in declarations (`koos.engine.params`) and matches nothing
+here.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError as SchemaViolation
 
+from koos.engine.patterns import PatternError, search
 from koos.engine.problem import Problem
 
 __all__ = ["A_TYPE", "value_problems"]
@@ -29,32 +34,31 @@ A_TYPE = {
 }
 
 
-def _ecma_pattern(pattern: str) -> str:
-    """`pattern` with ECMA-262's `$` (JSON-Schema's dialect): Python's `$` also matches before
-    a final newline, which would let "web\\n" through `^[a-z]+$` into a pasted script."""
-    result: list[str] = []
-    escaped = in_class = False
-    for char in pattern:
-        if not escaped and not in_class and char == "$":
-            char = r"\Z"
-        elif escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == "[" or (in_class and char == "]"):
-            in_class = char == "["
-        result.append(char)
-    return "".join(result)
-
-
 def _pattern_keyword(
     validator: Any, pattern: str, instance: Any, schema: Any
 ) -> Iterator[SchemaViolation]:
-    if validator.is_type(instance, "string") and not re.search(_ecma_pattern(pattern), instance):
+    if not validator.is_type(instance, "string"):
+        return
+    try:
+        matched = search(pattern, instance)
+    except PatternError as error:
+        yield SchemaViolation(str(error))
+        return
+    if not matched:
         yield SchemaViolation(f"{instance!r} does not match {pattern!r}")
 
 
-_Validator = validators.extend(Draft202012Validator, {"pattern": _pattern_keyword})
+def _pattern_properties(
+    validator: Any, patterns: Any, instance: Any, schema: Any
+) -> Iterator[SchemaViolation]:
+    if validator.is_type(instance, "object") and patterns:
+        yield SchemaViolation("patternProperties is not supported: use properties")
+
+
+_Validator = validators.extend(
+    Draft202012Validator,
+    {"pattern": _pattern_keyword, "patternProperties": _pattern_properties},
+)
 
 
 def value_problems(path: str, value: Any, schema: Mapping[str, Any]) -> list[Problem]:

@@ -1,10 +1,12 @@
 """Step progression: what each step does next, given its record, its Job and `now`.
 
 `advance` walks the main steps, then (once every main step has settled) the finally steps,
-repeating until nothing changes, so a step that finishes and the step it unblocks are decided
-in the same pass (one status write, one Job created). Each step goes
-Pending → Running → Succeeded | Failed | Skipped | Cancelled; a failed attempt with retries
-left stays Running with a retryTime, and every attempt is a new Job.
+until nothing changes, so a step that finishes and the step it unblocks are decided in the
+same pass (one status write, one Job created); it visits a step again only when something
+its visit reads has changed, so a pass costs time linear in the number of steps
+(`_Progress`). Each step goes Pending → Running → Succeeded | Failed | Skipped | Cancelled;
+a failed attempt with retries left stays Running with a retryTime, and every attempt is a
+new Job.
 
 This module holds the pass itself: dispatch of Pending and Running steps, `when`, sleep steps,
 cancellation and aborts, stray Jobs, and the pass's one Event. Run steps live in
@@ -15,10 +17,13 @@ re-exported here.
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterator, Mapping
 from datetime import datetime
+from typing import Any
 
 from koos.api.execution import ExecutionStatus, StepStatus
-from koos.api.template import Step
+from koos.api.template import Step, TemplateSpec
 from koos.engine import expressions
 from koos.engine.approve_step import ask, awaiting
 from koos.engine.durations import parse_duration
@@ -34,6 +39,7 @@ from koos.engine.progress import (
 from koos.engine.run_step import TIMEOUT_GRACE, launch, parse_output, running
 from koos.engine.template import effective_dependencies
 from koos.engine.timefmt import parse_rfc3339, rfc3339
+from koos.engine.value_limits import value_problem
 
 __all__ = [
     "MESSAGE_LIMIT",
@@ -52,26 +58,7 @@ def advance(snapshot: ExecutionSnapshot, status: ExecutionStatus, now: datetime)
     spec = status.template.spec
     records = {s.name: s for s in status.steps or []}
     work = Pass(snapshot, now, records, bool(status.cancel_requested))
-    deps = effective_dependencies(spec)
-    main, final = list(spec.steps), list(spec.finally_ or [])
-    while True:
-        before = dict(work.records)
-        # Running steps first: a failure they report stops pending steps in this same pass,
-        # wherever those stand in the list.
-        for step in sorted(main, key=lambda s: work.records[s.name].phase != "Running"):
-            aborted = _abort_cause(main, work.records)
-            _step(
-                work,
-                step,
-                deps[step.name],
-                stopping=work.cancel or aborted is not None,
-                stop_reason="Cancelled" if work.cancel else "Aborted",
-            )
-        if all(work.records[s.name].phase in SETTLED for s in main):
-            for step in final:
-                _step(work, step, deps[step.name], stopping=False, stop_reason="")
-        if work.records == before:
-            break
+    _Progress(work, spec).run()
     _delete_strays(work)
     ordered = [work.records[s.name] for s in spec.all_steps()]
     return Plan(
@@ -109,13 +96,6 @@ def failure(status: ExecutionStatus) -> StepStatus | None:
     for record in status.steps or []:
         if record.phase == "Failed" and (record.name in aborting or record.name in finals):
             return record
-    return None
-
-
-def _abort_cause(main: list[Step], records: dict[str, StepStatus]) -> str | None:
-    for step in main:
-        if step.on_error == "Abort" and records[step.name].phase == "Failed":
-            return step.name
     return None
 
 
@@ -166,12 +146,7 @@ def _step(
 
 
 def _start(work: Pass, step: Step) -> None:
-    status_now = ExecutionStatus(
-        template=work.snapshot.status.template,
-        parameters=work.snapshot.status.parameters,
-        steps=list(work.records.values()),
-    )
-    ctx = context(work.snapshot, status_now)
+    ctx = _live_context(work)
     if step.when is not None:
         try:
             go = expressions.is_true(expressions.render(step.when, ctx))
@@ -226,3 +201,158 @@ def _event(notes: list[tuple[str, str, str]]) -> EventSpec | None:
     kind, reason, _ = warning or notes[-1]
     message = "; ".join(n[2] for n in notes)
     return EventSpec(kind, reason, short(message))  # type: ignore[arg-type]
+
+
+class _Progress:
+    """One pass's walk over the steps, in time linear in their number (issue 10, item 10).
+
+    It decides exactly what visiting every step again and again until nothing changes
+    would: rounds visit main steps (Running ones first, then in list order), then — once
+    every main step has settled — the finally steps in list order. A visit depends only on
+    the step's record, its dependencies' records, cancel and abort (and, for finally steps,
+    whether the main steps have settled), so only steps for which one of these changed are
+    visited again: the step itself and its dependents (still in this round when they come
+    later in its order, else in the next), and every Pending main step once an Abort step
+    fails. Abort and "main settled" are kept as running counts, not rescanned per step.
+    """
+
+    def __init__(self, work: Pass, spec: TemplateSpec) -> None:
+        self.work = work
+        self.main = list(spec.steps)
+        self.final = list(spec.finally_ or [])
+        self.deps = effective_dependencies(spec)
+        self.dependents: dict[str, list[str]] = {name: [] for name in self.deps}
+        for name, needed in self.deps.items():
+            for dependency in needed:
+                self.dependents.setdefault(dependency, []).append(name)
+        self.index = {s.name: i for i, s in enumerate(self.main)}
+        self.index.update({s.name: i for i, s in enumerate(self.final)})
+        self.aborted = any(
+            s.on_error == "Abort" and work.records[s.name].phase == "Failed" for s in self.main
+        )
+        self.unsettled = sum(1 for s in self.main if work.records[s.name].phase not in SETTLED)
+
+    def run(self) -> None:
+        main_dirty = set(range(len(self.main)))
+        final_dirty = set(range(len(self.final)))
+        while main_dirty or (self.unsettled == 0 and final_dirty):
+            settled_before = self.unsettled == 0
+            main_dirty = self._round(self.main, main_dirty, final=False)
+            if self.unsettled == 0:
+                if not settled_before:
+                    final_dirty = set(range(len(self.final)))
+                final_dirty = self._round(self.final, final_dirty, final=True)
+
+    def _rank(self, steps: list[Step], i: int, final: bool) -> tuple[int, int]:
+        if final:
+            return (0, i)
+        return (self.work.records[steps[i].name].phase != "Running", i)
+
+    def _round(self, steps: list[Step], dirty: set[int], *, final: bool) -> set[int]:
+        """Visit the `dirty` steps of one list in this round's order; the steps to visit
+        in the next round."""
+        heap = [self._rank(steps, i, final) for i in dirty]
+        heapq.heapify(heap)
+        visited: set[int] = set()
+        later: set[int] = set()
+        while heap:
+            key = heapq.heappop(heap)
+            i = key[1]
+            if i in visited:
+                continue
+            visited.add(i)
+            woken = self._visit(steps[i], final)
+
+            def wake(j: int, key: tuple[int, int] = key) -> None:
+                rank = self._rank(steps, j, final)
+                if j not in visited and rank > key:
+                    heapq.heappush(heap, rank)
+                else:
+                    later.add(j)
+
+            for j in woken:
+                wake(j)
+        return later
+
+    def _visit(self, step: Step, final: bool) -> list[int]:
+        """Visit `step`; the indexes of the steps of its list to visit again."""
+        work = self.work
+        before = work.records[step.name]
+        stopping = not final and (work.cancel or self.aborted)
+        try:
+            _step(
+                work,
+                step,
+                self.deps[step.name],
+                stopping=stopping,
+                stop_reason="Cancelled" if work.cancel else "Aborted",
+            )
+        except RecursionError:
+            # Data nested too deeply for Python to walk (an output of ~1,000 levels fits in
+            # 4 KiB); the step fails saying so rather than the whole pass raising.
+            fail(
+                work,
+                step,
+                "InvalidOutput",
+                "a value of this step is nested too deeply to read: write a flatter output",
+            )
+            work.set(step.name, outputs=None)
+        after = work.records[step.name]
+        if after is before or after == before:
+            return []
+        if after.outputs is not before.outputs and after.phase == "Succeeded":
+            _check_outputs(work, step)
+            after = work.records[step.name]
+        woken = [self.index[step.name]]
+        woken += [self.index[name] for name in self.dependents.get(step.name, [])]
+        if not final:
+            if before.phase not in SETTLED and after.phase in SETTLED:
+                self.unsettled -= 1
+            if not self.aborted and step.on_error == "Abort" and after.phase == "Failed":
+                self.aborted = True
+                woken += [
+                    i for i, s in enumerate(self.main) if work.records[s.name].phase == "Pending"
+                ]
+        return woken
+
+
+def _check_outputs(work: Pass, step: Step) -> None:
+    """A step's outputs nested too deeply (or holding numbers out of bounds) would break
+    every walk of the status; the step fails instead, saying why."""
+    record = work.records[step.name]
+    problem = value_problem(record.outputs or {})
+    if problem is None:
+        return
+    fail(work, step, "InvalidOutput", f"the step's output {problem}: write a flatter object")
+    work.set(step.name, outputs=None)
+
+
+def _live_context(work: Pass) -> dict[str, Any]:
+    """What expressions see (as `context` builds it), reading step records live from the
+    pass: building it costs nothing per step, however many steps the run has."""
+    status = work.snapshot.status
+    assert status.template is not None
+    secret = {n for n, p in status.template.spec.parameters.items() if p.secret}
+    params = {k: v for k, v in (status.parameters or {}).items() if k not in secret}
+    return {
+        "params": params,
+        "steps": _StepsView(work.records),
+        "execution": {"name": work.snapshot.name, "namespace": work.snapshot.namespace},
+    }
+
+
+class _StepsView(Mapping[str, Any]):
+    """`steps.<name>.outputs` and `steps.<name>.phase`, read from the records on access."""
+
+    def __init__(self, records: dict[str, StepStatus]) -> None:
+        self._records = records
+
+    def __getitem__(self, name: str) -> dict[str, Any]:
+        record = self._records[name]
+        return {"outputs": dict(record.outputs or {}), "phase": record.phase}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)

@@ -14,7 +14,12 @@ Invariants of a valid spec, relied upon by the planner and the Job builder:
   of steps that finish before it is rendered, and `execution.name`/`execution.namespace`;
   a parameter is pasted into a script, command or args only when an `enum` or an anchored
   `pattern` makes that safe;
-- parameter schemas and defaults are valid (`koos.engine.params`).
+- parameter schemas and defaults are valid (`koos.engine.params`);
+- the spec, as JSON, is at most `MAX_SPEC_BYTES` (`size_problem`): every Execution keeps a
+  copy of it in its status, which must stay under the API server's object limit (1.5 MiB
+  in etcd) beside the step records, and `kubectl apply` keeps the whole manifest in an
+  annotation of at most 256 KiB. A spec over the limit is refused before anything else is
+  checked, so a huge spec costs no further validation.
 
 The checks of each step's own fields live in `koos.engine.template_structure`, those of
 expressions and what they read in `koos.engine.template_reference`; this module runs them in
@@ -22,6 +27,8 @@ order and re-exports `STEP_NAME_MAX_LENGTH` and `step_expressions`.
 """
 
 from __future__ import annotations
+
+import json
 
 from pydantic import ValidationError
 
@@ -44,15 +51,42 @@ from koos.engine.template_structure import (
     validate_env,
     validate_name,
 )
+from koos.engine.value_limits import MAX_NESTING
 
 __all__ = [
+    "MAX_SPEC_BYTES",
     "STEP_NAME_MAX_LENGTH",
     "Problem",
     "effective_dependencies",
     "problems_from_pydantic",
+    "size_problem",
+    "spec_bytes",
     "step_expressions",
     "validate_template",
 ]
+
+
+MAX_SPEC_BYTES = 128 * 1024
+_DEPTH_HINT = f"keep defaults, enums and schemas within {MAX_NESTING} levels of nesting"
+
+
+def spec_bytes(spec: TemplateSpec) -> int:
+    """The size of `spec` as the status keeps it (compact JSON, UTF-8)."""
+    data = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def size_problem(size: int, what: str = "spec") -> Problem | None:
+    """The problem of a Template spec of `size` bytes, if it is over the limit."""
+    if size <= MAX_SPEC_BYTES:
+        return None
+    return Problem(
+        what,
+        f"the template is {size // 1024} KiB, over the limit of {MAX_SPEC_BYTES // 1024} KiB "
+        "(as compact JSON): each Execution keeps a copy in its status, which must stay under "
+        "the API server's object limit of 1.5 MiB, and kubectl apply keeps the manifest in "
+        "an annotation of at most 256 KiB; split it into smaller templates",
+    )
 
 
 def effective_dependencies(spec: TemplateSpec) -> dict[str, tuple[str, ...]]:
@@ -72,8 +106,16 @@ def effective_dependencies(spec: TemplateSpec) -> dict[str, tuple[str, ...]]:
 
 
 def validate_template(spec: TemplateSpec) -> list[Problem]:
-    """Every problem of `spec`, [] when it is valid: parameters, then step by step, then
-    cycles and the template's outputs."""
+    """Every problem of `spec`, [] when it is valid: its size, parameters, then step by step,
+    then cycles and the template's outputs."""
+    try:
+        too_large = size_problem(spec_bytes(spec))
+    except (ValueError, RecursionError):
+        # pydantic refuses to serialize past its own depth limit: a default, an enum or an
+        # items schema nested hundreds of levels deep.
+        return [Problem("spec", f"the template is nested too deeply: {_DEPTH_HINT}")]
+    if too_large is not None:
+        return [too_large]
     places = [Place(step, f"spec.steps[{i}]", False) for i, step in enumerate(spec.steps)]
     places += [
         Place(step, f"spec.finally[{i}]", True) for i, step in enumerate(spec.finally_ or [])

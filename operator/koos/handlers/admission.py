@@ -37,14 +37,10 @@ import secrets as random
 from typing import Any
 
 import kopf
-from pydantic import ValidationError
 
 from koos.api.constants import ANNOTATION_CREATED_BY, GROUP, VERSION
-from koos.api.schedule import ScheduleSpec
-from koos.api.template import TemplateSpec
-from koos.engine import schedule as cron
-from koos.engine.template import problems_from_pydantic, validate_template
 from koos.handlers.service_account import check_service_account_use
+from koos.handlers.validation import run_bounded, schedule_problems, template_problems
 from koos.k8s.client import JSON_PATCH, Kube, KubeError
 
 log = logging.getLogger("koos.admission")
@@ -147,10 +143,8 @@ def register(registry: kopf.OperatorRegistry, operator_user: str, kube: Kube | N
     async def validate(
         spec: Any, userinfo: Any, namespace: str | None, body: Any, **kwargs: Any
     ) -> None:
-        try:
-            problems = [str(p) for p in validate_template(TemplateSpec.model_validate(dict(spec)))]
-        except ValidationError as error:
-            problems = [str(p) for p in problems_from_pydantic(error)]
+        # Off the event loop and bounded in time: see koos.handlers.validation.
+        problems = await run_bounded(template_problems, dict(spec), what="template")
         if problems:
             raise kopf.AdmissionError("the template is invalid:\n" + "\n".join(problems))
         if kube is not None:  # who may run as the template's ServiceAccount (issue 10 item 9)
@@ -275,11 +269,7 @@ def register_schedule_validation(registry: kopf.OperatorRegistry, allow_seconds:
             )
         # A templateRef to nothing is not refused: the Template may come later (GitOps
         # applies in any order); the Schedule then says so in its Ready condition.
-        try:
-            parsed = ScheduleSpec.model_validate(dict(spec))
-            problems = [str(p) for p in cron.validate_schedule(parsed, allow_seconds=allow_seconds)]
-        except ValidationError as error:
-            problems = [str(p) for p in problems_from_pydantic(error)]
+        problems = await run_bounded(schedule_problems, dict(spec), allow_seconds, what="schedule")
         if problems:
             raise kopf.AdmissionError("the schedule is invalid:\n" + "\n".join(problems))
 

@@ -6,6 +6,12 @@ of the Jobs koos owns, login and probes — and none of its per-object bookkeepi
 finalizers, no progress annotations on Executions or Jobs. Every decision comes from the
 status and the children, so a restarted operator picks up where it was.
 
+Errors: a transient API error (connection, 409, 429, 5xx) or a child whose name another
+owner holds is retried by the queue with backoff. Anything else — the planner raising, or
+the API server refusing what was planned (400, 413, 422) — cannot get better by retrying:
+the run ends Failed, reason InternalError, with the cause in its message
+(`planner.plan_failure`), and the traceback is logged once.
+
 Only events that can change a decision wake a reconcile: a Job that ended, is being deleted
 or is gone, and any change to an Execution except the echo of koos's own last write (the
 planner reaches a fixed point in one pass, so planning again from what it just wrote would
@@ -52,6 +58,7 @@ class ExecutionController:
     # whether unsigned decisions count (--no-webhooks --trust-unverified-approvals).
     key: bytes | None = field(default=None, repr=False)
     trust_unverified: bool = False
+    stopped: set[tuple[str, str, str]] = field(default_factory=set)  # runs whose error is logged
 
     def __post_init__(self) -> None:
         self.queue = WorkQueue(
@@ -65,7 +72,7 @@ class ExecutionController:
             try:
                 return await self._reconcile(namespace, name)
             except KubeError as error:
-                metrics.RECONCILE_ERRORS.labels("conflict" if error.code == 409 else "api").inc()
+                metrics.RECONCILE_ERRORS.labels(metrics.error_kind(error)).inc()
                 raise
             except ApprovalNameTaken as error:
                 metrics.RECONCILE_ERRORS.labels("conflict").inc()
@@ -77,9 +84,10 @@ class ExecutionController:
                 )
                 raise
             except NotOurs as error:
-                metrics.RECONCILE_ERRORS.labels("conflict").inc()
+                metrics.RECONCILE_ERRORS.labels(metrics.error_kind(error)).inc()
+                # A Job or an Approval: NotOurs names the object, whichever it is.
                 log.error(
-                    "Job name taken by another owner job=%s execution=%s/%s", error, namespace, name
+                    "Name taken by another owner name=%s execution=%s/%s", error, namespace, name
                 )
                 raise
 
@@ -102,12 +110,18 @@ class ExecutionController:
             metrics.ACTIVE.set(len(self.active))
             return None
         now = datetime.now(UTC)
-        plan = planner.plan(snapshot, now)
+        try:
+            plan = planner.plan(snapshot, now)
+        except Exception as error:
+            plan = self._stopped(snapshot, now, "planning failed", error)
         try:
             written = await apply_plan(self.kube, snapshot, plan)
-        except Exception:
+        except Exception as error:
             self.bodies.distrust(key)  # a status write may have landed, its version unknown
-            raise
+            if is_retried(error):
+                raise
+            plan = self._stopped(snapshot, now, "the API server refused the plan", error)
+            written = await apply_plan(self.kube, snapshot, plan)
         self.queue.wrote(key, written)
         self.bodies.wrote(key, written)
         observe(snapshot, plan, now)
@@ -118,6 +132,37 @@ class ExecutionController:
             self.active.add((namespace, name))
         metrics.ACTIVE.set(len(self.active))
         return plan.wake_at
+
+    def _stopped(
+        self, snapshot: ExecutionSnapshot, now: datetime, what: str, error: Exception
+    ) -> Plan:
+        """The plan that ends the run Failed (InternalError), logging the traceback once."""
+        metrics.RECONCILE_ERRORS.labels(metrics.error_kind(error)).inc()
+        key = (snapshot.namespace, snapshot.name, snapshot.uid)
+        if key not in self.stopped:
+            self.stopped.add(key)
+            log.error(
+                "Run stopped, %s execution=%s/%s",
+                what,
+                snapshot.namespace,
+                snapshot.name,
+                exc_info=(type(error), error, error.__traceback__),
+            )
+        return planner.plan_failure(snapshot, now, f"{what}: {describe(error)}")
+
+
+def is_retried(error: Exception) -> bool:
+    """Whether retrying can help: a transient API error, a conflict, a permission that an
+    administrator may grant, an object gone meanwhile, a child name held by another owner."""
+    if isinstance(error, NotOurs):
+        return True
+    return isinstance(error, KubeError) and (error.transient or error.code in (401, 403, 404, 409))
+
+
+def describe(error: Exception) -> str:
+    text = str(error) or "no detail"
+    text = text if len(text) <= 300 else text[:299] + "…"
+    return f"{type(error).__name__}: {text}"
 
 
 def observe(snapshot: ExecutionSnapshot, plan: Plan, now: datetime) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from koos.k8s.apply import NotOurs
+from koos.k8s.client import KubeError
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 EXECUTIONS = Counter(
@@ -42,10 +45,33 @@ RECONCILE_SKIPPED = Counter(
 )
 RECONCILE_ERRORS = Counter(
     "koos_reconcile_errors_total",
-    "Reconciles that failed and were retried, by kind of error.",
+    "Reconciles that failed, by kind of error: connection (no answer from the API server), "
+    "throttled (429), server (5xx), conflict (409, or a child name another owner holds), "
+    "refused (another 4xx), internal (any other exception).",
     ["kind"],
     registry=REGISTRY,
 )
+
+
+def error_kind(error: BaseException) -> str:
+    """The `kind` label of a reconcile error, from the error itself (never a guess: a
+    ValueError is internal, not a connection error)."""
+    if isinstance(error, NotOurs):
+        return "conflict"
+    if not isinstance(error, KubeError):
+        return "internal"
+    code = error.code
+    if code == 0:
+        return "connection"
+    if code == 409:
+        return "conflict"
+    if code == 429:
+        return "throttled"
+    if code >= 500:
+        return "server"
+    return "refused"
+
+
 API_REQUESTS = Counter(
     "koos_api_requests_total",
     "Requests the operator sent to the API server, by verb and response code.",

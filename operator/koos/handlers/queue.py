@@ -7,7 +7,10 @@
 - `add_at(key, when)` wakes a key at a time (a sleep, a retry, a timeout): waiting costs no
   API request and no polling. The wake-up a processing returns replaces the key's earlier
   one, so a run that ended is not woken again by a timer set while it ran.
-- A failed key is retried with a capped exponential backoff.
+- A failed key is retried with a capped exponential backoff. Its log line names the kind of
+  error; an error that is not the API server's (a bug, not a passing fault) also has its
+  traceback logged, once per run of failures. The controllers end a run for errors that
+  retrying cannot mend (`koos.handlers.execution`), so what reaches here is meant to pass.
 - A processing may let waiting keys go first (`let_waiting_go_first`): it gives up its
   worker until no key waits for one, then takes one again; its key stays taken meanwhile.
   A Schedule creates its run at once and writes its status when the other fires are out.
@@ -33,7 +36,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from koos.k8s.apply import resource_version
+from koos.k8s.apply import NotOurs, resource_version
+from koos.k8s.client import KubeError
 
 log = logging.getLogger("koos.queue")
 
@@ -243,11 +247,13 @@ class WorkQueue:
                 self._failures[key] = failures
                 delay = min(0.1 * 2 ** (failures - 1), self._max_backoff)
                 log.warning(
-                    "Reconcile failed key=%s attempt=%d retry_in=%.1fs: %s",
+                    "Reconcile failed key=%s attempt=%d retry_in=%.1fs error=%s: %s",
                     key,
                     failures,
                     delay,
+                    type(error).__name__,
                     error,
+                    exc_info=failures == 1 and not isinstance(error, KubeError | NotOurs),
                 )
                 self.add_after(key, delay)
             else:

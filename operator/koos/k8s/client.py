@@ -153,12 +153,14 @@ class Kube:
             extra["proxy"] = cfg.proxy
         if cfg.proxy_headers:
             extra["proxy_headers"] = cfg.proxy_headers
+        # Outside the try: a body that cannot be encoded is a bug to report as itself, not
+        # a connection error to retry forever.
+        data = json.dumps(body, allow_nan=False).encode() if body is not None else None
         try:
             # The refresh hook (in-cluster: the rotated token file) runs as before.
             token = await cfg.get_api_key_with_prefix("BearerToken", alias="authorization")
             if token:
                 headers["authorization"] = token
-            data = json.dumps(body).encode() if body is not None else None
             async with self._session().request(
                 method, url, headers=headers, data=data, **extra
             ) as response:

@@ -564,3 +564,56 @@ def test_progress_counts_settled_steps(jobs: tuple[JobFacts, ...], expected: str
     first = plan(snapshot(template(step("a"), step("b"), step("c"))), T0)
     result = replan(first, at(10), *jobs) if jobs else first
     assert result.status.progress == expected
+
+
+# --- Issue 10: inputs that left a run stuck are refused at start -----------------------------
+
+
+def test_approve_steps_whose_approval_names_collide_fail_the_run_at_start() -> None:
+    approve = {"approvers": {"users": ["alice"]}}
+    spec = template(
+        {"name": "confirm-a", "approve": approve}, {"name": "confirm-b", "approve": approve}
+    )
+    long_name = "x" * 250  # cut to 253 characters, both Approvals are "xxx…x-co"
+    start = dataclasses.replace(snapshot(spec), name=long_name)
+    result = plan(start, T0)
+    assert result.status.phase == "Failed"
+    assert conditions(result)["Succeeded"].reason == "InvalidSpec"
+    assert "steps confirm-a and confirm-b would both ask for Approval" in (
+        result.status.message or ""
+    )
+    assert result.create_approvals == ()
+
+
+def test_a_template_over_the_size_limit_is_refused_at_start() -> None:
+    big = template(step("a", description="d" * (130 * 1024)))
+    result = plan(snapshot(big), T0)
+    assert result.status.phase == "Failed"
+    assert "over the limit of 128 KiB" in (result.status.message or "")
+    assert "1.5 MiB" in (result.status.message or "")
+
+
+def test_parameters_over_the_size_limit_are_refused_at_start() -> None:
+    spec = template(step("a"), parameters={"blob": {"type": "string"}})
+    result = plan(snapshot(spec, params={"blob": "b" * (129 * 1024)}), T0)
+    assert result.status.phase == "Failed"
+    assert "spec.parameters: the parameters are 129 KiB, over the limit of 128 KiB" in (
+        result.status.message or ""
+    )
+
+
+def test_plan_failure_ends_the_run_and_stops_what_it_started() -> None:
+    from koos.engine.execution import plan_failure
+
+    approve = {"approvers": {"users": ["bob"]}}
+    spec = template(step("a"), {"name": "ok", "approve": approve, "dependsOn": []})
+    started = plan(snapshot(spec), T0)
+    running = snapshot(status=started.status, jobs=(job("a"),))
+    result = plan_failure(running, at(5), "planning failed: RecursionError: too deep")
+    assert result.status.phase == "Failed"
+    assert conditions(result)["Succeeded"].reason == "InternalError"
+    assert "planning failed: RecursionError" in (result.status.message or "")
+    assert result.delete_jobs == ("demo-a-1",)
+    assert result.cancel_approvals == ("demo-ok",)
+    assert {s.phase for s in result.status.steps or []} == {"Failed"}
+    assert plan(dataclasses.replace(running, status=result.status), at(6)).status == result.status

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -202,3 +203,92 @@ def test_is_true_reads_booleans(value: Any, expected: bool) -> None:
 def test_is_true_refuses_anything_else(value: Any) -> None:
     with pytest.raises(ExpressionError, match="when must be true or false, got"):
         is_true(value)
+
+
+# Issue 10, item 3: every way to build a large value is refused before it is built.
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ ([('a' * 999999)] * 300) | join }}",
+        "{{ [('a' * 999999)] * 300 }}",
+        "{{ ('a' * 999999) ~ ('a' * 999999) }}",
+        "x{{ ('a' * 999999) }}{{ ('a' * 999999) }}",
+        "{{ ('a' * 999999) + ('a' * 999999) }}",
+        "{{ [('a' * 999999)] + [('a' * 999999)] }}",
+        "{{ ([('a' * 999999)] * 1) | string | length }}",
+        "{{ [[('a' * 999999)], [('a' * 999999)]] | string }}",
+        "{{ [('a' * 600000), ('a' * 600000)] | tojson }}",
+        "{{ (['a'] * 99999) | tojson(indent=16) }}",
+        "{{ ('a' * 999999) | replace('a', 'bb') }}",
+        "{{ ('ab' * 10) | join('x' * 999999) }}",
+        "{{ [('a' * 999999)] * 300 == [] }}",
+    ],
+)
+def test_render_refuses_results_past_the_size_bound(text: str) -> None:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(ExpressionError, match=r"longer than|too much work"):
+            render(text, CONTEXT)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Refused before the big value was built: a few copies of the 1 MB operand at most.
+    assert peak < 16 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("{{ ('9' * 4000) | int }}", "over 4096 bits"),
+        ("{{ 2 ** 4000 * 2 ** 4000 }}", "over 4096 bits"),
+        ("{{ [2 ** 4000 * 2 ** 200] }}", "over 4096 bits"),
+        ("{{ [params.big] }}", "over 4096 bits"),
+        ("{{ " + "9" * 5000 + " }}", "does not parse"),
+        ("{{ 1e308 * 10 }}", "not a finite number"),
+        ("{{ 1e308 + 1e308 }}", "not a finite number"),
+        ("{{ params.names | join(attribute='x') }}", "not supported"),
+        ("{{ params.names | tojson(indent=100) }}", "indent"),
+        ("{{ " + "(" * 400 + "1" + ")" * 400 + " }}", "nested too deeply"),
+        ("{{ 'x' }}" * 40000, "over the limit"),
+    ],
+)
+def test_render_refuses_numbers_and_texts_past_the_bounds(text: str, fragment: str) -> None:
+    context = {**CONTEXT, "params": {**CONTEXT["params"], "big": 2**5000}}
+    with pytest.raises(ExpressionError, match=re.escape(fragment)):
+        render(text, context)
+
+
+def test_render_bounds_the_work_of_one_rendering() -> None:
+    # Each part is under the size bound; together they are far over the work bound.
+    text = (
+        "{{ (('a' * 900000) | length) + " * 1
+        + " + ".join(["(('a' * 900000) | upper | length)"] * 40)
+        + " }}"
+    )
+    with pytest.raises(ExpressionError, match="too much work"):
+        render(text, CONTEXT)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{{ (['ab'] * 3) | join('-') }}", "ab-ab-ab"),
+        ("{{ 'a' ~ 1 ~ [2] }}", "a1[2]"),
+        ("{{ [1, 2] + [3] }}", [1, 2, 3]),
+        ("{{ {'b': [1], 'a': 2} | tojson(indent=2) }}", '{\n  "a": 2,\n  "b": [\n    1\n  ]\n}'),
+        ("{{ 2 ** 64 }}", 2**64),
+        ("{{ -(3) }}", -3),
+        ("{{ 'x' * 3 }}", "xxx"),
+        ("{{ params.names | string }}", "['a', 'b']"),
+    ],
+)
+def test_render_keeps_ordinary_uses_within_the_bounds(text: str, expected: Any) -> None:
+    assert render(text, CONTEXT) == expected
+
+
+def test_is_true_shows_a_large_value_shortly() -> None:
+    with pytest.raises(ExpressionError) as raised:
+        is_true(10**1000)
+    assert len(str(raised.value)) < 200

@@ -13,6 +13,7 @@ from koos.engine.params import (
     param_env_name,
     param_env_value,
     resolve_parameters,
+    validate_parameters,
 )
 from koos.engine.problem import Problem
 
@@ -355,3 +356,107 @@ def test_patterns_follow_json_schema_semantics(pattern: str, value: str, valid: 
     )
     _, problems = resolve_parameters(spec, {"p": value})
     assert (problems == []) is valid
+
+
+# Issue 10, item 3: patterns run in linear time (RE2); what RE2 lacks is refused at apply.
+def _spec(parameters: dict[str, Any]) -> TemplateSpec:
+    return TemplateSpec.model_validate(
+        {
+            "parameters": parameters,
+            "steps": [{"name": "a", "run": {"image": "busybox", "script": "true"}}],
+        }
+    )
+
+
+@pytest.mark.timeout(60)
+def test_a_backtracking_pattern_is_evaluated_in_linear_time() -> None:
+    # Python's re would try 2^60 ways here (years); RE2 answers at once. The timeout only
+    # turns the old hang into a failure.
+    spec = _spec({"p": {"pattern": "^(a+)+$", "default": "a" * 30}})
+    assert validate_parameters(spec.parameters) == []
+    _, problems = resolve_parameters(spec, {"p": "a" * 60 + "b"})
+    assert [p.path for p in problems] == ["spec.parameters.p"]
+    assert "must match the pattern" in problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("declaration", "path", "fragment"),
+    [
+        ({"pattern": "^(a)\\1$"}, "spec.parameters.p.pattern", "backreferences"),
+        ({"pattern": "^(?=a)a$"}, "spec.parameters.p.pattern", "RE2"),
+        ({"pattern": "^(?<!b)a$"}, "spec.parameters.p.pattern", "RE2"),
+        ({"pattern": "^(a{1000}){1000}$"}, "spec.parameters.p.pattern", "RE2"),
+        (
+            {"type": "array", "items": {"type": "string", "pattern": "(x)\\1"}},
+            "spec.parameters.p.items.pattern",
+            "RE2",
+        ),
+        (
+            {"type": "array", "items": {"type": "object", "patternProperties": {"^a": {}}}},
+            "spec.parameters.p.items.patternProperties",
+            "not supported",
+        ),
+    ],
+)
+def test_patterns_re2_cannot_run_are_refused_at_apply(
+    declaration: dict[str, Any], path: str, fragment: str
+) -> None:
+    problems = validate_parameters(_spec({"p": declaration}).parameters)
+    assert [p.path for p in problems] == [path]
+    assert fragment in problems[0].message
+
+
+def test_a_pattern_inside_items_is_evaluated_with_re2() -> None:
+    spec = _spec({"p": {"type": "array", "items": {"type": "string", "pattern": "^(a+)+$"}}})
+    assert validate_parameters(spec.parameters) == []
+    _, problems = resolve_parameters(spec, {"p": ["aaa", "a" * 60 + "b"]})
+    assert [p.path for p in problems] == ["spec.parameters.p[1]"]
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+# Issue 10, item 4: values nested too deeply or integers too long are refused with a message.
+@pytest.mark.parametrize(
+    ("declaration", "path", "fragment"),
+    [
+        ({"type": "array", "default": _nested(300)}, "spec.parameters.p.default", "nested"),
+        ({"type": "integer", "default": 10**5000}, "spec.parameters.p.default", "2^63"),
+        ({"type": "array", "enum": [_nested(100)]}, "spec.parameters.p.enum", "nested"),
+        ({"type": "array", "items": {"enum": _nested(100)}}, "spec.parameters.p.items", "nested"),
+    ],
+)
+def test_declarations_out_of_bounds_are_refused(
+    declaration: dict[str, Any], path: str, fragment: str
+) -> None:
+    problems = validate_parameters(_spec({"p": declaration}).parameters)
+    assert [p.path for p in problems] == [path]
+    assert fragment in problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("declaration", "value", "fragment"),
+    [
+        ({"type": "array"}, _nested(300), "nested deeper than 64 levels"),
+        ({"type": "object"}, {"a": _nested(65)}, "nested deeper than 64 levels"),
+        ({"type": "integer"}, 10**4000, "beyond ±2^63"),
+        ({"type": "number"}, float("inf"), "not finite"),
+    ],
+)
+def test_given_values_out_of_bounds_are_refused(
+    declaration: dict[str, Any], value: Any, fragment: str
+) -> None:
+    _, problems = resolve_parameters(_spec({"p": declaration}), {"p": value})
+    assert [p.path for p in problems] == ["spec.parameters.p"]
+    assert fragment in problems[0].message
+
+
+def test_values_within_bounds_are_accepted() -> None:
+    spec = _spec({"p": {"type": "array"}, "n": {"type": "integer"}})
+    values, problems = resolve_parameters(spec, {"p": _nested(60), "n": 2**62})
+    assert problems == []
+    assert values["n"] == 2**62

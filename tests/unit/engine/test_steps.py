@@ -430,3 +430,88 @@ def test_replanning_a_waiting_step_changes_nothing(
     assert again.status == settled.status
     assert (again.create_jobs, again.delete_jobs, again.event) == ((), (), None)
     assert settled.wake_at is not None and again.wake_at == settled.wake_at
+
+
+# Issue 10, item 10: one planning pass visits each step a bounded number of times.
+def _count_visits(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    from koos.engine import steps as steps_module
+
+    visits: list[str] = []
+    original = steps_module._step
+
+    def counting(work: Any, step: Any, *args: Any, **kwargs: Any) -> None:
+        visits.append(step.name)
+        original(work, step, *args, **kwargs)
+
+    monkeypatch.setattr(steps_module, "_step", counting)
+    return visits
+
+
+def test_a_pass_visits_steps_linearly_even_when_they_settle_in_reverse_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each step depends on the one listed after it and is skipped: all settle in one pass,
+    # from the last listed to the first. Revisiting every step until nothing changes took
+    # n rounds of n visits.
+    n = 200
+    steps = [
+        step(f"s{i}", when="{{ false }}", dependsOn=[f"s{i + 1}"] if i + 1 < n else [])
+        for i in range(n)
+    ]
+    visits = _count_visits(monkeypatch)
+    result = plan(snapshot(template(*steps)), T0)
+    assert {s.phase for s in result.status.steps or []} == {"Skipped"}
+    assert len(visits) <= 3 * n
+
+
+def test_a_pass_over_a_long_chain_visits_each_step_a_bounded_number_of_times(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    n = 300
+    spec = template(*[step(f"s{i}") for i in range(n)], finally_=[step("report")])
+    first = plan(snapshot(spec), T0)
+    visits = _count_visits(monkeypatch)
+    second = replan(first, at(1), job("s0", "Succeeded"))
+    assert record(second, "s1").phase == "Running"
+    assert len(visits) <= 3 * (n + 1)
+
+
+def test_an_abort_skips_pending_steps_listed_before_and_after_it() -> None:
+    spec = template(
+        step("late", dependsOn=["fails"]),
+        step("fails", dependsOn=[]),
+        step("other", dependsOn=["fails"]),
+        finally_=[step("report")],
+    )
+    first = plan(snapshot(spec), T0)
+    second = replan(first, at(1), job("fails", "Failed"))
+    assert [(s.name, s.phase) for s in second.status.steps or []] == [
+        ("late", "Skipped"),
+        ("fails", "Failed"),
+        ("other", "Skipped"),
+        ("report", "Running"),
+    ]
+
+
+def test_outputs_nested_too_deeply_fail_the_step_with_a_reason() -> None:
+    deep = "[" * 100 + "]" * 100
+    spec = template(step("a"), step("b"))
+    first = plan(snapshot(spec), T0)
+    second = replan(first, at(1), job("a", "Succeeded", message='{"v": ' + deep + "}"))
+    failed = record(second, "a")
+    assert failed.phase == "Failed"
+    assert failed.reason == "InvalidOutput"
+    assert "nested deeper than 64 levels" in (failed.message or "")
+    assert failed.outputs is None
+    assert second.status.phase == "Failed"
+
+
+def test_an_output_too_deep_to_decode_fails_the_step_instead_of_the_pass() -> None:
+    deep = "[" * 1500 + "]" * 1500  # fits in 4 KiB; json.loads raises RecursionError
+    spec = template(step("a"), step("b"))
+    first = plan(snapshot(spec), T0)
+    second = replan(first, at(1), job("a", "Succeeded", message='{"v": ' + deep + "}"))
+    failed = record(second, "a")
+    assert (failed.phase, failed.reason) == ("Failed", "InvalidOutput")
+    assert "nested too deeply" in (failed.message or "")
+    assert second.status.phase == "Failed"

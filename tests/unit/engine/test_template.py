@@ -221,6 +221,24 @@ CASES: list[tuple[str, Spec, list[tuple[str, str]]]] = [
         [("spec.steps[0].retries.maxBackoff", "invalid duration '10'")],
     ),
     (
+        "sleep past the limit (its date would overflow)",
+        changed(lambda d: step(d, 2).update(sleep={"duration": "100000000d"})),
+        [("spec.steps[2].sleep.duration", "longer than the limit of 365d")],
+    ),
+    (
+        "timeout past the limit",
+        changed(lambda d: step(d, 0).update(timeout="9000h")),
+        [("spec.steps[0].timeout", "longer than the limit of 365d")],
+    ),
+    (
+        "backoff past the limit",
+        changed(lambda d: step(d, 0)["retries"].update(backoff="400d", maxBackoff="500d")),
+        [
+            ("spec.steps[0].retries.backoff", "longer than the limit of 365d"),
+            ("spec.steps[0].retries.maxBackoff", "longer than the limit of 365d"),
+        ],
+    ),
+    (
         "maxBackoff shorter than backoff",
         changed(lambda d: step(d, 0)["retries"].update(backoff="5m")),
         [("spec.steps[0].retries.maxBackoff", "maxBackoff is shorter than backoff")],
