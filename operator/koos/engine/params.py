@@ -38,7 +38,6 @@ from koos.engine.value_limits import value_problem
 
 __all__ = [
     "build_parameter_schema",
-    "is_safe_to_paste",
     "param_env_name",
     "param_env_value",
     "resolve_parameters",
@@ -202,39 +201,6 @@ def _validate_secret_declaration(path: str, parameter: Parameter) -> list[Proble
                 )
             )
     return problems
-
-
-def is_safe_to_paste(parameter: Parameter) -> bool:
-    """Whether `{{ params.x }}` may be pasted into a script: every value is known in advance."""
-    if parameter.enum is not None:
-        return True
-    return parameter.pattern is not None and _is_anchored(parameter.pattern)
-
-
-def _is_anchored(pattern: str) -> bool:
-    """Whether `pattern` must match a whole value: ^…$ with no `|` outside a group.
-
-    JSON-Schema patterns search: an unanchored one, or `^a|b$`, accepts "a; rm -rf /".
-    """
-    if not (pattern.startswith("^") and pattern.endswith("$")) or pattern.endswith("\\$"):
-        return False
-    depth, escaped, in_class = 0, False, False
-    for char in pattern:
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "|" and depth == 0:
-            return False
-    return True
 
 
 def resolve_parameters(

@@ -9,7 +9,6 @@ import pytest
 from koos.api.template import Parameter, TemplateSpec
 from koos.engine.params import (
     build_parameter_schema,
-    is_safe_to_paste,
     param_env_name,
     param_env_value,
     resolve_parameters,
@@ -313,25 +312,6 @@ def test_param_env_value(value: Any, expected: str) -> None:
 )
 def test_build_parameter_schema(parameter: dict[str, Any], expected: dict[str, Any]) -> None:
     assert build_parameter_schema(Parameter.model_validate(parameter)) == expected
-
-
-@pytest.mark.parametrize(
-    ("parameter", "expected"),
-    [
-        ({"enum": ["a", "b"]}, True),
-        ({"pattern": "^[a-z0-9-]+$"}, True),
-        ({"pattern": "^(blue|green)$"}, True),
-        ({"pattern": "^[|]+$"}, True),
-        ({}, False),
-        ({"pattern": "[a-z]+"}, False),
-        ({"pattern": "^[a-z]+"}, False),
-        ({"pattern": "^a|b$"}, False),
-        ({"pattern": "^a\\$"}, False),
-        ({"type": "integer"}, False),
-    ],
-)
-def test_is_safe_to_paste(parameter: dict[str, Any], expected: bool) -> None:
-    assert is_safe_to_paste(Parameter.model_validate(parameter)) is expected
 
 
 @pytest.mark.parametrize(
