@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+import yaml
 from aiohttp import web
 
-from koos.sandbox import discovery, errors, openapi, reads
+from koos.sandbox import discovery, errors, limits, openapi, reads
 from koos.sandbox.audit import Record
 from koos.sandbox.auth import UserInfo
 from koos.sandbox.errors import ApiError
@@ -112,7 +113,8 @@ def verb_of(method: str, target: Target, query: Any) -> str:
 class Server:
     def __init__(self, state: State) -> None:
         self.state = state
-        self.app = web.Application(client_max_size=16 * 1024 * 1024)
+        # One byte over the limit still reads, so that `_read_json` can tell it apart.
+        self.app = web.Application(client_max_size=limits.MAX_BODY_BYTES + 2)
         self.app.router.add_route("*", "/{tail:.*}", self.handle)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -134,6 +136,11 @@ class Server:
             response = await self._handle(request, record)
         except ApiError as error:
             response = error_response(error)
+        except RecursionError:
+            # A backstop: bodies nested past limits.MAX_DEPTH are refused before any
+            # recursive code sees them, so this would be a path that forgot to check.
+            self.state.log.exception("nesting too deep serving %s", request.path)
+            response = error_response(limits.too_deep("the request could not be handled"))
         except asyncio.CancelledError:
             record.code = 499
             self.state.requests.add(record)
@@ -300,19 +307,27 @@ def _warning_headers(warnings: list[str]) -> dict[str, str]:
 
 
 async def _read_json(request: web.Request, allow_empty: bool = False) -> Any:
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise limits.body_too_large() from None
+    if len(raw) > limits.MAX_BODY_BYTES:
+        raise limits.body_too_large()
     if not raw.strip():
         if allow_empty:
             return None
         raise errors.bad_request("the request body is empty")
     content_type = request.content_type
-    if is_protobuf(content_type):
-        return decode_object(raw)
     try:
-        if content_type in ("application/yaml", "application/apply-patch+yaml"):
-            import yaml
-
-            return yaml.safe_load(raw)
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        if is_protobuf(content_type):
+            body = decode_object(raw)
+        elif content_type in ("application/yaml", "application/apply-patch+yaml"):
+            body = yaml.safe_load(raw)
+        else:
+            body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise errors.bad_request(f"error decoding request body: {exc}") from exc
+    except RecursionError:
+        raise limits.too_deep("error decoding request body") from None
+    limits.check_depth(body, "error decoding request body")
+    return body

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from koos.sandbox import errors, patch, strategies
+from koos.sandbox import errors, limits, patch, serviceaccounts, strategies
 from koos.sandbox.auth import UserInfo
 from koos.sandbox.errors import ApiError
 from koos.sandbox.registry import Registry, ResourceType
@@ -91,6 +91,10 @@ class Writes:
         check_namespace(self.store, self.registry, rt, namespace)
         if rt.has_status and rt.key != ("", "namespaces"):
             obj.pop("status", None)
+        if rt.key == ("", "pods"):  # built-in admission runs before the webhooks
+            serviceaccounts.admit_pod(
+                self.store, serviceaccounts.sa_type(self.registry), namespace, obj
+            )
         request = AdmissionRequest(
             user,
             rt,
@@ -125,7 +129,10 @@ class Writes:
             raise errors.already_exists(rt.plural, name, rt.group)
         if opts.dry_run:
             return dry_run_result(rt, namespace, obj)
+        limits.check_stored_size(_etcd_key(rt, namespace, name), obj)
         created = self.store.create(rt, namespace, obj, uid=uid)
+        if rt.key == ("", "namespaces"):
+            serviceaccounts.ensure_default(self.store, serviceaccounts.sa_type(self.registry), name)
         if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
             created = self._establish(rt, created)
         return created
@@ -207,6 +214,7 @@ class Writes:
         new = await self._admit(request, new)
         if opts.dry_run:
             return new
+        limits.check_stored_size(_etcd_key(rt, namespace, name), new)
         stored = self.store.replace(rt, old, new, expect_current=True)
         if rt.key == CRD_KEY and stored is not old:
             stored = self._establish(rt, stored)
@@ -378,3 +386,7 @@ class Writes:
             for obj in self.store.items(key):
                 self.store.remove(rt, obj)
         self.registry.remove_crd(event.obj["metadata"]["name"])
+
+
+def _etcd_key(rt: ResourceType, namespace: str, name: str) -> str:
+    return "/".join(p for p in ("/registry", rt.group, rt.plural, namespace, name) if p)
