@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -18,6 +18,7 @@ import yaml
 from aiohttp import web
 
 from koos.sandbox import discovery, errors, limits, openapi, reads
+from koos.sandbox.apply import manager_of
 from koos.sandbox.audit import Record
 from koos.sandbox.auth import UserInfo
 from koos.sandbox.errors import ApiError
@@ -28,6 +29,7 @@ from koos.sandbox.state import State
 from koos.sandbox.writes import WriteOptions
 
 NAMESPACE_SUBRESOURCES = ("status", "finalize")
+APPLY = "application/apply-patch+yaml"
 
 
 @dataclass
@@ -244,7 +246,12 @@ class Server:
             dry_run=query.get("dryRun") == "All",
             field_validation=query.get("fieldValidation", ""),
             subresource=target.subresource,
+            field_manager=query.get("fieldManager", ""),
+            force=query.get("force") == "true",
         )
+        if request.content_type != APPLY and not opts.field_manager:
+            manager = manager_of("", request.headers.get("User-Agent", ""))
+            opts = replace(opts, field_manager=manager)
         if verb == "delete":
             options = await _read_json(request, allow_empty=True) or {}
             for param in ("propagationPolicy", "gracePeriodSeconds", "orphanDependents"):
@@ -266,6 +273,11 @@ class Server:
             obj = await state.writes.update(user, rt, target.namespace, target.name, body, opts)
             return json_response(obj, 200, _warning_headers(request_warnings()))
         content_type = request.content_type
+        if content_type == APPLY:
+            obj, created = await state.writes.apply(
+                user, rt, target.namespace, target.name, body, opts
+            )
+            return json_response(obj, 201 if created else 200, _warning_headers(request_warnings()))
         obj = await state.writes.patch(
             user, rt, target.namespace, target.name, content_type, body, opts
         )

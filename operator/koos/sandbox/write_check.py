@@ -28,6 +28,9 @@ class WriteOptions:
     dry_run: bool = False
     field_validation: str = ""  # "", Ignore, Warn, Strict
     subresource: str = ""
+    field_manager: str = ""  # fieldManager, or the User-Agent's prefix
+    force: bool = False  # server-side apply: take over conflicting fields
+    applying: bool = False  # the write of a server-side apply (managedFields computed)
 
 
 def decode(rt: ResourceType, body: Any, namespace: str, opts: WriteOptions) -> Obj:

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from koos.sandbox import errors, limits, patch, serviceaccounts, strategies
+from koos.sandbox import apply, errors, limits, patch, serviceaccounts, strategies
 from koos.sandbox.auth import UserInfo
 from koos.sandbox.errors import ApiError
 from koos.sandbox.registry import Registry, ResourceType
@@ -89,6 +89,8 @@ class Writes:
                 [("metadata.name", "Required value: name or generateName is required")],
             )
         check_namespace(self.store, self.registry, rt, namespace)
+        if not opts.applying:  # only server-side apply starts managedFields here
+            meta.pop("managedFields", None)
         if rt.has_status and rt.key != ("", "namespaces"):
             obj.pop("status", None)
         if rt.key == ("", "pods"):  # built-in admission runs before the webhooks
@@ -197,6 +199,17 @@ class Writes:
         if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
             raise modified_conflict(rt, name)
         new = self._apply_update_rules(rt, old, obj, opts.subresource)
+        if opts.applying:
+            new["metadata"]["managedFields"] = obj["metadata"].get("managedFields") or []
+        else:
+            new = apply.track_update(
+                old,
+                new,
+                manager=opts.field_manager,
+                api_version=rt.api_version,
+                status_separate=rt.has_status,
+                subresource=opts.subresource,
+            )
         if rt.key == ("", "secrets"):
             new = strategies.secret_string_data(new)
         request = AdmissionRequest(
@@ -283,6 +296,57 @@ class Writes:
             obj = decode(rt, patched, namespace, opts)
             try:
                 return await self._update_once(user, rt, namespace, name, old, obj, opts)
+            except StaleObject:
+                continue
+        raise modified_conflict(rt, name)
+
+    async def apply(
+        self,
+        user: UserInfo,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        opts: WriteOptions,
+    ) -> tuple[Obj, bool]:
+        """Server-side apply (apply.py): (the object, whether it was created)."""
+        if not opts.field_manager:
+            raise errors.invalid(
+                "PatchOptions",
+                "",
+                "meta.k8s.io",
+                [("fieldManager", "Required value: is required for apply requests")],
+            )
+        opts = replace(opts, applying=True)
+        for _ in range(CAS_TRIES):
+            old = self.store.find(rt, namespace, name)
+            new = apply.apply(
+                old,
+                body,
+                manager=opts.field_manager,
+                force=opts.force,
+                api_version=rt.api_version,
+                status_separate=rt.has_status,
+                subresource=opts.subresource,
+            )
+            if old is None:
+                if opts.subresource:
+                    raise errors.not_found(rt.plural, name, rt.group)
+                new["metadata"].setdefault("name", name)
+                if new["metadata"]["name"] != name:
+                    raise errors.bad_request(
+                        f"the name of the object ({new['metadata']['name']}) does not match "
+                        f"the name on the URL ({name})"
+                    )
+                try:
+                    return await self.create(user, rt, namespace, new, opts), True
+                except ApiError as error:
+                    if error.reason == "AlreadyExists":
+                        continue  # created meanwhile: apply to it
+                    raise
+            obj = decode(rt, new, namespace, opts)
+            try:
+                return await self._update_once(user, rt, namespace, name, old, obj, opts), False
             except StaleObject:
                 continue
         raise modified_conflict(rt, name)
