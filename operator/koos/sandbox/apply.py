@@ -177,7 +177,7 @@ def _render(entries: list[Obj]) -> list[Obj]:
 
 
 def _mine(entry: Obj, manager: str, operation: str, subresource: str) -> bool:
-    return (
+    return bool(
         entry["manager"] == manager
         and entry["operation"] == operation
         and entry.get("subresource", "") == subresource

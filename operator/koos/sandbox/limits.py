@@ -87,3 +87,7 @@ def check_stored_size(key: str, obj: Any) -> None:
     size = len(json.dumps(obj, separators=(",", ":")).encode()) + len(key.encode())
     if size > ETCD_MAX_REQUEST_BYTES:
         raise ApiError(500, "", "etcdserver: request is too large")
+
+
+def etcd_key(group: str, plural: str, namespace: str, name: str) -> str:
+    return "/".join(p for p in ("/registry", group, plural, namespace, name) if p)

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from koos.sandbox import discovery, errors, limits, openapi, reads
 from koos.sandbox.apply import manager_of
+from koos.sandbox.apply_write import apply_write
 from koos.sandbox.audit import Record
 from koos.sandbox.auth import UserInfo
 from koos.sandbox.errors import ApiError
@@ -274,8 +275,8 @@ class Server:
             return json_response(obj, 200, _warning_headers(request_warnings()))
         content_type = request.content_type
         if content_type == APPLY:
-            obj, created = await state.writes.apply(
-                user, rt, target.namespace, target.name, body, opts
+            obj, created = await apply_write(
+                state.writes, user, rt, target.namespace, target.name, body, opts
             )
             return json_response(obj, 201 if created else 200, _warning_headers(request_warnings()))
         obj = await state.writes.patch(

@@ -6,6 +6,10 @@ finalizers) → mutating admission → schema validation → validating admissio
 `dryRun` runs everything but the store write. Built-in kinds have no schema here: the
 sandbox trusts their shape, like a permissive API server would.
 
+Built-in admission runs before the webhooks (ServiceAccounts of Pods, serviceaccounts.py);
+the size limits (limits.py) before the store; managedFields follow each write of an object
+that has them (apply.py; server-side apply itself is apply_write.py).
+
 This module orders the steps and talks to admission and the store; the checks that need
 neither (decode, namespace, built-in validation) and `WriteOptions` live in
 `koos.sandbox.write_check`, and `WriteOptions` is re-exported here.
@@ -131,7 +135,7 @@ class Writes:
             raise errors.already_exists(rt.plural, name, rt.group)
         if opts.dry_run:
             return dry_run_result(rt, namespace, obj)
-        limits.check_stored_size(_etcd_key(rt, namespace, name), obj)
+        limits.check_stored_size(limits.etcd_key(rt.group, rt.plural, namespace, name), obj)
         created = self.store.create(rt, namespace, obj, uid=uid)
         if rt.key == ("", "namespaces"):
             serviceaccounts.ensure_default(self.store, serviceaccounts.sa_type(self.registry), name)
@@ -227,7 +231,7 @@ class Writes:
         new = await self._admit(request, new)
         if opts.dry_run:
             return new
-        limits.check_stored_size(_etcd_key(rt, namespace, name), new)
+        limits.check_stored_size(limits.etcd_key(rt.group, rt.plural, namespace, name), new)
         stored = self.store.replace(rt, old, new, expect_current=True)
         if rt.key == CRD_KEY and stored is not old:
             stored = self._establish(rt, stored)
@@ -296,57 +300,6 @@ class Writes:
             obj = decode(rt, patched, namespace, opts)
             try:
                 return await self._update_once(user, rt, namespace, name, old, obj, opts)
-            except StaleObject:
-                continue
-        raise modified_conflict(rt, name)
-
-    async def apply(
-        self,
-        user: UserInfo,
-        rt: ResourceType,
-        namespace: str,
-        name: str,
-        body: Any,
-        opts: WriteOptions,
-    ) -> tuple[Obj, bool]:
-        """Server-side apply (apply.py): (the object, whether it was created)."""
-        if not opts.field_manager:
-            raise errors.invalid(
-                "PatchOptions",
-                "",
-                "meta.k8s.io",
-                [("fieldManager", "Required value: is required for apply requests")],
-            )
-        opts = replace(opts, applying=True)
-        for _ in range(CAS_TRIES):
-            old = self.store.find(rt, namespace, name)
-            new = apply.apply(
-                old,
-                body,
-                manager=opts.field_manager,
-                force=opts.force,
-                api_version=rt.api_version,
-                status_separate=rt.has_status,
-                subresource=opts.subresource,
-            )
-            if old is None:
-                if opts.subresource:
-                    raise errors.not_found(rt.plural, name, rt.group)
-                new["metadata"].setdefault("name", name)
-                if new["metadata"]["name"] != name:
-                    raise errors.bad_request(
-                        f"the name of the object ({new['metadata']['name']}) does not match "
-                        f"the name on the URL ({name})"
-                    )
-                try:
-                    return await self.create(user, rt, namespace, new, opts), True
-                except ApiError as error:
-                    if error.reason == "AlreadyExists":
-                        continue  # created meanwhile: apply to it
-                    raise
-            obj = decode(rt, new, namespace, opts)
-            try:
-                return await self._update_once(user, rt, namespace, name, old, obj, opts), False
             except StaleObject:
                 continue
         raise modified_conflict(rt, name)
@@ -450,7 +403,3 @@ class Writes:
             for obj in self.store.items(key):
                 self.store.remove(rt, obj)
         self.registry.remove_crd(event.obj["metadata"]["name"])
-
-
-def _etcd_key(rt: ResourceType, namespace: str, name: str) -> str:
-    return "/".join(p for p in ("/registry", rt.group, rt.plural, namespace, name) if p)
