@@ -238,3 +238,42 @@ async def test_an_object_over_etcds_limit_is_refused_as_etcd_refuses_it(
     grow = json.dumps({"spec": {"more": "z" * (200 * 1024)}})
     async with http.patch(f"{DEEPS}/huge", data=grow, headers=MERGE) as r:
         assert r.status == 500  # an update that would grow past the limit, too
+
+
+async def test_a_schema_nested_to_the_limit_prunes_defaults_and_validates(
+    http: aiohttp.ClientSession,
+) -> None:
+    """The schema walks (structural check, pruning, defaults, validation, OpenAPI, tables)
+    recurse per level too: a CRD whose schema reaches the nesting limit still works."""
+    levels = 255  # an array or an object (properties → a) per level: the CRD is ~390 deep
+    schema: dict = {"type": "string", "default": "d"}
+    value: object = "x"
+    for i in range(levels):
+        if i % 2:
+            schema = {"type": "object", "properties": {"a": schema}, "default": {}}
+            value = {"a": value, "unknown": 1}
+        else:
+            schema, value = {"type": "array", "items": schema}, [value]
+    crd = json.loads(json.dumps(CRD).replace("deeps", "trees").replace('"Deep"', '"Tree"'))
+    crd["spec"]["names"]["singular"] = "tree"
+    version = crd["spec"]["versions"][0]
+    version["schema"]["openAPIV3Schema"]["properties"]["spec"] = {
+        "type": "object",
+        "properties": {"v": schema, "n": {"type": "integer"}},
+    }
+    version["additionalPrinterColumns"] = [{"name": "V", "type": "string", "jsonPath": ".spec.v"}]
+    async with http.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd) as r:
+        assert r.status == 201, await r.text()
+    trees = DEEPS.replace("deeps", "trees")
+    body = {"apiVersion": "x.koos.io/v1", "kind": "Tree", "metadata": {"name": "t"}}
+    async with http.post(trees, json={**body, "spec": {"v": value}}) as r:
+        assert r.status == 201, await r.text()
+        stored = (await r.json())["spec"]["v"]
+    assert "unknown" not in json.dumps(stored)  # pruned at every level
+    async with http.post(trees, json={**body, "spec": {"v": value, "n": "one"}}) as r:
+        assert r.status == 422  # and validated
+    table = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
+    async with http.get(trees, headers=table) as r:
+        assert r.status == 200
+    async with http.get("/openapi/v3/apis/x.koos.io/v1") as r:
+        assert r.status == 200
