@@ -114,6 +114,26 @@ def test_kubectl_reports_the_413(kubectl: Kubectl, tmp_path: Path) -> None:
     assert "Request entity too large: limit is 3145728" in result.stderr
 
 
+@pytest.mark.kubectl
+def test_kubectl_reports_the_object_limits(kubectl: Kubectl, tmp_path: Path) -> None:
+    big = tmp_path / "data.yaml"
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "data"}}
+    big.write_text(yaml.safe_dump({**body, "data": {"k": "x" * (1024 * 1024)}}))
+    result = kubectl.run("create", "-f", str(big), check=False)
+    assert (
+        'The ConfigMap "data" is invalid: data: Too long: may not be more than 1048576 bytes'
+        in (result.stderr)
+    )
+    kubectl("create", "-f", "-", input=json.dumps(CRD))
+    kubectl("wait", "--for=condition=Established", "crd/deeps.x.koos.io", "--timeout=10s")
+    huge = {"apiVersion": "x.koos.io/v1", "kind": "Deep", "metadata": {"name": "huge"}}
+    big.write_text(json.dumps({**huge, "spec": {"blob": "z" * (1600 * 1024)}}))
+    result = kubectl.run("create", "-f", str(big), check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error from server: error when creating")  # no reason
+    assert result.stderr.rstrip().endswith(": etcdserver: request is too large")
+
+
 # ---- nesting -------------------------------------------------------------------------------
 
 

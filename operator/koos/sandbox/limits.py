@@ -5,7 +5,8 @@
 - Nesting: Go's JSON decoder stops at 10,000 levels. The sandbox's Python code recurses per
   level, so it refuses objects nested deeper than `MAX_DEPTH` (a 400, never a 500 or a
   RecursionError); a known difference, listed in the sandbox README.
-- Annotations: at most 256 KiB in total (keys and values), a 422 on `metadata.annotations`.
+- Annotations: at most 256 KiB in total (keys and values), a 422 on `metadata.annotations`;
+  a ConfigMap's or Secret's data at most 1 MiB, a 422 on `data`.
 - Stored object: etcd refuses a request over 1.5 MiB (`--max-request-bytes`); kube-apiserver
   passes its error on as a 500 with no reason, "etcdserver: request is too large". A dry run
   never reaches etcd, so it is not refused.
@@ -78,6 +79,29 @@ def annotation_causes(meta: Any) -> list[tuple[str, str]]:
     if total > MAX_ANNOTATIONS_BYTES:
         limit = MAX_ANNOTATIONS_BYTES
         return [("metadata.annotations", f"Too long: may not be more than {limit} bytes")]
+    return []
+
+
+MAX_CONFIG_DATA_BYTES = 1024 * 1024  # corev1.MaxSecretSize: ConfigMaps and Secrets
+
+
+def config_data_causes(kind: str, obj: Any) -> list[tuple[str, str]]:
+    """ValidateConfigMap / ValidateSecret: keys and (decoded) values of `data` (and
+    `binaryData`) together at most 1 MiB."""
+    fields = ("data", "binaryData") if kind == "ConfigMap" else ("data",)
+    total = 0
+    for name in fields:
+        data = obj.get(name) if isinstance(obj, dict) else None
+        for key, value in (data or {}).items() if isinstance(data, dict) else ():
+            total += len(str(key).encode())
+            text = str(value)
+            if kind == "Secret" or name == "binaryData":
+                total += len(text) * 3 // 4 - text[-2:].count("=")  # base64 → bytes
+            else:
+                total += len(text.encode())
+    if total > MAX_CONFIG_DATA_BYTES:
+        limit = MAX_CONFIG_DATA_BYTES
+        return [("data", f"Too long: may not be more than {limit} bytes")]
     return []
 
 

@@ -39,6 +39,8 @@ def validation_causes(rt: ResourceType, obj: Obj) -> list[tuple[str, str]]:
             )
         )
     causes.extend(limits.annotation_causes(obj["metadata"]))
+    if rt.key in (("", "configmaps"), ("", "secrets")):
+        causes.extend(limits.config_data_causes(rt.kind, obj))
     if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
         causes.extend(crd_causes(obj))
     if rt.custom and rt.schema:
