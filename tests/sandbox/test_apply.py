@@ -114,7 +114,20 @@ async def test_apply_needs_a_field_manager(http: aiohttp.ClientSession) -> None:
         status = await r.json()
     assert status["message"] == (
         'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
-        "is required for apply requests"
+        "is required for apply patch"
+    )
+
+
+async def test_force_is_only_for_apply(http: aiohttp.ClientSession) -> None:
+    await _apply(http, "alice", _cm(a="1"))
+    merge = {"Content-Type": "application/merge-patch+json"}
+    params = {"force": "false"}
+    async with http.patch(f"{CM}/cfg", data="{}", headers=merge, params=params) as r:
+        assert r.status == 422
+        status = await r.json()
+    assert status["message"] == (
+        'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: '
+        "may not be specified for non-apply patch"
     )
 
 

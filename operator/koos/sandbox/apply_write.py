@@ -35,7 +35,7 @@ async def apply_write(
             "PatchOptions",
             "",
             "meta.k8s.io",
-            [("fieldManager", "Required value: is required for apply requests")],
+            [("fieldManager", "Required value: is required for apply patch")],
         )
     opts = replace(opts, applying=True)
     for _ in range(CAS_TRIES):

@@ -250,6 +250,13 @@ class Server:
             field_manager=query.get("fieldManager", ""),
             force=query.get("force") == "true",
         )
+        if verb == "patch" and request.content_type != APPLY and "force" in query:
+            raise errors.invalid(
+                "PatchOptions",
+                "",
+                "meta.k8s.io",
+                [("force", "Forbidden: may not be specified for non-apply patch")],
+            )
         if request.content_type != APPLY and not opts.field_manager:
             manager = manager_of("", request.headers.get("User-Agent", ""))
             opts = replace(opts, field_manager=manager)
