@@ -255,7 +255,10 @@ def apply(
         entry["fields"] = {p for p in entry["fields"] if not _overlaps(p, path)}
     mine = next((e for e in entries if _mine(e, manager, "Apply", subresource)), None)
     others = set().union(*(e["fields"] for e in entries if e is not mine))
-    new = copy.deepcopy(old) if old is not None else {}
+    new = copy.deepcopy(old) if old is not None else {"metadata": {}}
+    for key in ("apiVersion", "kind"):
+        if key in config:
+            new = {key: config[key], **new}  # first, as the apiserver prints them
     for path in sorted((mine["fields"] if mine else set()) - applied - others, reverse=True):
         _remove(new, path)
     for path in sorted(applied):
