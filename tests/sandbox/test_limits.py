@@ -297,3 +297,29 @@ async def test_a_schema_nested_to_the_limit_prunes_defaults_and_validates(
         assert r.status == 200
     async with http.get("/openapi/v3/apis/x.koos.io/v1") as r:
         assert r.status == 200
+
+
+async def test_deep_json_inside_a_protobuf_body_is_a_400(http: aiohttp.ClientSession) -> None:
+    """managedFields' fieldsV1 travels as raw JSON inside protobuf: nesting there too."""
+
+    def varint(value: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append((value & 0x7F) | (0x80 if value > 0x7F else 0))
+            value >>= 7
+            if not value:
+                return bytes(out)
+
+    def length_delimited(number: int, payload: bytes) -> bytes:
+        return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+    for levels in (600, 100_000):
+        fields_v1 = length_delimited(1, nested(levels).encode())
+        entry = length_delimited(1, b"m") + length_delimited(7, fields_v1)
+        meta = length_delimited(1, b"pb") + length_delimited(17, entry)
+        config_map = length_delimited(1, meta)
+        type_meta = length_delimited(1, b"v1") + length_delimited(2, b"ConfigMap")
+        body = b"k8s\x00" + length_delimited(1, type_meta) + length_delimited(2, config_map)
+        headers = {"Content-Type": "application/vnd.kubernetes.protobuf"}
+        async with http.post(CM, data=body, headers=headers) as r:
+            assert r.status == 400, await r.text()
