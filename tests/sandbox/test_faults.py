@@ -104,6 +104,34 @@ async def test_a_forced_410_is_an_error_event(asandbox: Sandbox, http: aiohttp.C
         assert await asyncio.wait_for(r.content.read(), 5) == b""  # the next one works
 
 
+async def test_a_drop_in_expire_mode_answers_the_resumed_watch_with_410(
+    asandbox: Sandbox, http: aiohttp.ClientSession
+) -> None:
+    asandbox.faults.expire_on_drop = True
+    async with http.post(CM, json={"metadata": {"name": "seen"}}) as response:
+        assert response.status == 201
+    async with http.get(CM) as response:
+        seen_rv = (await response.json())["metadata"]["resourceVersion"]
+    params = {"watch": "true", "resourceVersion": seen_rv}
+    async with http.get(CM, params=params) as r:
+        asandbox.drop_watches()
+        assert await asyncio.wait_for(r.content.read(), 5) == b""  # the drop itself: no event
+    async with http.get(CM, params=params) as r:  # resumed from the old version
+        assert r.status == 200
+        event = json.loads((await asyncio.wait_for(r.content.read(), 5)).splitlines()[0])
+    assert event["type"] == "ERROR"
+    assert (event["object"]["code"], event["object"]["reason"]) == (410, "Expired")
+    assert event["object"]["message"].startswith("too old resource version: ")
+    async with http.get(CM) as response:  # the relist
+        fresh_rv = (await response.json())["metadata"]["resourceVersion"]
+    async with http.post(CM, json={"metadata": {"name": "after"}}) as response:
+        assert response.status == 201
+    params = {"watch": "true", "resourceVersion": fresh_rv, "timeoutSeconds": "1"}
+    async with http.get(CM, params=params) as r:
+        lines = (await asyncio.wait_for(r.content.read(), 5)).splitlines()
+    assert [json.loads(line)["object"]["metadata"]["name"] for line in lines] == ["after"]
+
+
 async def test_a_watch_from_a_compacted_version_gets_410(
     asandbox: Sandbox, http: aiohttp.ClientSession
 ) -> None:

@@ -611,3 +611,15 @@ async def test_a_graceful_pod_delete_ends_with_the_kubelet(scripted: Sandbox) ->
     scripted.store.mark_deleted(pod_rt, pod, [])  # type: ignore[arg-type]
     await until(lambda: scripted.store.find(pod_rt, NS, "graceful") is None, "pod removed")
     assert seen[-1] == "DELETED Failed"
+
+
+async def test_a_nul_in_an_env_value_is_a_start_error_not_a_hang(scripted: Sandbox) -> None:
+    # The API server accepts it; runc refuses it when the container starts.
+    env = [{"name": "BAD", "value": "s3cret\u0000tail"}, {"name": "OK", "value": "1"}]
+    await create(scripted, job_body("nul", container={"env": env}, backoffLimit=0))
+    failed = await finished(scripted, "nul", "Failed")
+    assert failed["status"]["failed"] == 1
+    state = terminated(pods(scripted, "nul")[0])
+    assert (state["exitCode"], state["reason"]) == (128, "StartError")
+    assert 'invalid environment variable "BAD": contains nul byte' in state["message"]
+    assert "s3cret" not in state["message"]  # a value may be a Secret's: never in status

@@ -191,6 +191,29 @@ async def test_a_forced_410_makes_kopf_relist_and_carry_on(operator: Operator) -
     assert operator.calls["create"] == 2
 
 
+async def test_a_drop_that_expires_versions_makes_kopf_relist_and_carry_on(
+    operator: Operator,
+) -> None:
+    """The fault injector's expire-on-drop mode: the resumed watch gets 410 Gone (an ERROR
+    event), kopf relists, and no change is lost or handled twice."""
+    operator.sandbox.faults.expire_on_drop = True
+    for round_ in range(3):
+        name = f"round-{round_}"
+        await operator.create(name, "one")
+        await async_wait_for(lambda n=name: _ready(operator, n), what="the create handler")
+        lists = _count(operator, "list")
+        operator.sandbox.drop_watches()
+        # Only a 410 makes kopf list again: after a plain drop it resumes from its version.
+        await async_wait_for(lambda n=lists: _count(operator, "list") > n, what="a relist")
+        await operator.set_message(name, "two")
+        await async_wait_for(
+            lambda r=round_: operator.calls["update"] == r + 1, what="the update after a relist"
+        )
+    await operator.create("last", "x")
+    await async_wait_for(lambda: _ready(operator, "last"), what="a create after the relists")
+    assert operator.calls == {"create": 4, "update": 3}
+
+
 def _count(op: Operator, verb: str) -> int:
     return sum(
         1 for r in op.sandbox.requests.records if r.verb == verb and r.resource == "greetings"

@@ -91,8 +91,12 @@ class Sandbox:
     def deny(self, rule: DenyRule) -> None:
         self.state.authz.deny(rule)
 
-    def drop_watches(self) -> None:
-        self.state.store.close_watches()
+    def drop_watches(self, *, expire: bool | None = None) -> None:
+        """End every open watch. With `expire` (default: `faults.expire_on_drop`), a watch
+        resumed from a version before the drop gets 410 Gone and the client must relist."""
+        if expire is None:
+            expire = self.state.faults.expire_on_drop
+        self.state.store.close_watches(expire=expire)
 
     def expire_watches(self, key: tuple[str, str] | None = None) -> None:
         """The next watch (of collection `key` = (group, plural), or of any) that resumes

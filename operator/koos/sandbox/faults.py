@@ -51,6 +51,9 @@ class Faults:
         self.random = random.Random(seed)
         self.errors: list[ErrorRule] = []
         self.latencies: list[LatencyRule] = []
+        # A dropped watch (`Sandbox.drop_watches`) also expires the versions before the drop:
+        # the client's resumed watch gets 410 Gone and must relist, kopf's hardest path.
+        self.expire_on_drop = False
 
     def reseed(self, seed: int) -> None:
         self.seed = seed
@@ -78,6 +81,7 @@ class Faults:
     def clear(self) -> None:
         self.errors.clear()
         self.latencies.clear()
+        self.expire_on_drop = False
 
     def latency_for(self, verb: str, resource: str) -> float:
         return sum(r.seconds for r in self.latencies if r.matches(verb, resource))

@@ -27,6 +27,7 @@ from koos.sandbox.errors import ApiError
 from koos.sandbox.jobspec import INDEX, JOB_TRACKING, default_pod, delete_object
 from koos.sandbox.kubelet import Kubelet
 from koos.sandbox.registry import ResourceType
+from koos.sandbox.serviceaccounts import admit_pod
 from koos.sandbox.store import Event, Obj, Store, now_rfc3339
 
 JOBS, PODS = ("batch", "jobs"), ("", "pods")
@@ -112,9 +113,10 @@ class JobPods:
         pod_rt: ResourceType,
         event_rt: ResourceType,
         ns_rt: ResourceType,
+        sa_rt: ResourceType,
     ) -> None:
         self.store, self.kubelet = store, kubelet
-        self.pod_rt, self.event_rt, self.ns_rt = pod_rt, event_rt, ns_rt
+        self.pod_rt, self.event_rt, self.ns_rt, self.sa_rt = pod_rt, event_rt, ns_rt, sa_rt
         self._pods_by_job: dict[str, set[tuple[str, str]]] = {}
 
     def track(self, event: Event) -> None:
@@ -174,10 +176,18 @@ class JobPods:
 
     def create(self, job: Obj, index: int | None) -> Obj | None:
         """Create a Pod for the Job under a fresh `<generateName><5 chars>` name (ten tries
-        on a name taken) and record SuccessfulCreate; None when every name was taken."""
+        on a name taken) and record SuccessfulCreate; None when every name was taken. A Pod
+        that admission refuses (a missing ServiceAccount) is a FailedCreate Warning and the
+        refusal is raised."""
         meta = job["metadata"]
         body = build_pod(job, index)
         prefix = body["metadata"]["generateName"]
+        try:
+            admit_pod(self.store, self.sa_rt, meta["namespace"], body)
+        except ApiError as refused:
+            # As the real controller: a Warning per failed attempt, and the Job waits.
+            self.record(job, "Warning", "FailedCreate", f"Error creating: {refused.message}")
+            raise
         for _ in range(10):
             body["metadata"]["name"] = prefix + "".join(random.choices(_ALPHABET, k=5))
             try:

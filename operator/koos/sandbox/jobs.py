@@ -114,7 +114,15 @@ class JobController(JobControls):
         self.pod_rt = _builtin(state, "", "pods")
         self.event_rt = _builtin(state, "", "events")
         self.ns_rt = _builtin(state, "", "namespaces")
-        self.pods = JobPods(state.store, self.kubelet, self.pod_rt, self.event_rt, self.ns_rt)
+        self.pods = JobPods(
+            state.store,
+            self.kubelet,
+            self.pod_rt,
+            self.event_rt,
+            self.ns_rt,
+            _builtin(state, "", "serviceaccounts"),
+        )
+        self._refused: dict[str, int] = {}  # job uid → Pod creates refused in a row
         state.store.listeners.append(self._listen)
 
     # ---- loop --------------------------------------------------------------------------
@@ -170,6 +178,7 @@ class JobController(JobControls):
                 for key in [k for k in self._timers if k[1:] == (item.namespace, meta["name"])]:
                     self._timers.pop(key).cancel()
                 self._failures.pop(meta["uid"], None)
+                self._refused.pop(meta["uid"], None)
                 orphans.update(self.pods.refs(meta["uid"]))
             return
         found = self.store.by_uid(js.controller_uid(item.obj))
@@ -356,7 +365,19 @@ class JobController(JobControls):
         if spec.get("completionMode") == "Indexed":
             busy = {int(p["metadata"].get("annotations", {}).get(INDEX, -1)) for p in active}
             indexes = [i for i in range(completions or 0) if i not in done and i not in busy]
-        created = [self.pods.create(job, i) for i in indexes[:diff]]
+        created = []
+        for i in indexes[:diff]:
+            try:
+                created.append(self.pods.create(job, i))
+            except ApiError as refused:
+                if refused.code != 403:
+                    raise
+                # The real controller requeues the Job with backoff: 1 s doubling to 60 s.
+                tries = self._refused[meta["uid"]] = self._refused.get(meta["uid"], 0) + 1
+                self._timer("refused", meta["namespace"], meta["name"], min(2 ** (tries - 1), 60))
+                break
+        else:
+            self._refused.pop(meta["uid"], None)
         return active + [p for p in created if p is not None]
 
     def _ttl(self, job: Obj) -> None:

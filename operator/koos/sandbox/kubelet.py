@@ -14,6 +14,8 @@ A container whose environment (podenv.py) refers to a missing Secret/ConfigMap o
 in `CreateContainerConfigError` until a Secret or ConfigMap of its namespace changes; one whose
 image reference does not parse waits in `InvalidImageName`, and the containers of a Pod whose
 secret/configMap volume is missing stay `ContainerCreating` until one changes (podstart.py).
+One whose environment holds a NUL byte (the API server accepts it) fails to start, as runc
+refuses it: terminated, reason StartError, exit code 128 (`runtime_refusal`).
 
 Layout: this module holds the event loop, scheduling, the test controls (evict, delete, node
 lost/restored) and the container runs; podstatus.py holds the `Worker` record and builds,
@@ -334,7 +336,11 @@ class Kubelet:
 
             grace = min(self.grace, float(pod["spec"].get("terminationGracePeriodSeconds", 30)))
             launch = Launch(w.namespace, pod, c, env, self.state.logs, w.stop, grace)
-            outcome = await self.runtime.run(launch, on_start, on_wait)
+            refused = runtime_refusal(env)
+            if refused:
+                outcome = Outcome(128, "StartError", refused, started=False)
+            else:
+                outcome = await self.runtime.run(launch, on_start, on_wait)
             cid = str(table[name].get("containerID", ""))
             table[name] = terminated(
                 self.state.logs, w, c, outcome, started_at, restarts, last, cid
@@ -367,6 +373,22 @@ class Kubelet:
         if pod is None or w.silent or self._stopped:
             return
         self.state.store.replace(self.pod_rt, pod, with_status(pod, w))
+
+
+def runtime_refusal(env: dict[str, str]) -> str:
+    """Why the OCI runtime would refuse to start a container with this environment, or "".
+    runc checks every variable when the container starts (after the API server and the
+    kubelet accepted it) and refuses a NUL byte; containerd reports StartError, exit 128.
+    The value is left out of the message: it may be a Secret's."""
+    for key, value in env.items():
+        if "\x00" in key or "\x00" in value:
+            return (
+                "failed to create containerd task: failed to create shim task: OCI runtime "
+                "create failed: runc create failed: unable to start container process: error "
+                f'during container init: invalid environment variable "{key.split(chr(0))[0]}": '
+                "contains nul byte (\\x00): unknown"
+            )
+    return ""
 
 
 async def _first(*events: asyncio.Event) -> None:

@@ -18,9 +18,11 @@ Pure functions: inputs are never mutated, every result is a fresh object. Refusa
 from __future__ import annotations
 
 import copy
+import json
 import re
 from typing import Any
 
+from koos.sandbox import limits
 from koos.sandbox.errors import ApiError, bad_request
 from koos.sandbox.patch_errors import json_kind, rejected
 from koos.sandbox.patch_strategic import check_strategic_supported, strategic_merge_patch
@@ -144,9 +146,18 @@ def _equal(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+def _check_nesting(path: Any, value: Any) -> None:
+    """Keep the document within limits.MAX_DEPTH as each operation lands, so that no later
+    operation (a copy of a copy) recurses into something deeper."""
+    above = path.count("/") if isinstance(path, str) else 0
+    if above + limits.depth_of(value, limits.MAX_DEPTH - above) > limits.MAX_DEPTH:
+        raise limits.too_deep("the patched object could not be decoded")
+
+
 def json_patch(target: Any, operations: Any) -> Any:
     """Apply an RFC 6902 patch the way kube-apiserver (evanphx/json-patch v4) does."""
     doc = copy.deepcopy(target)
+    copied = 0
     for op in _decode_operations(operations):
         kind, path, value = op.get("op"), op.get("path"), copy.deepcopy(op.get("value"))
         if kind == "test" and path == "":
@@ -163,15 +174,23 @@ def json_patch(target: Any, operations: Any) -> Any:
             moved = _get(source, token)
             if moved is _MISSING:
                 raise rejected()
+            _check_nesting(path, moved)
             if kind == "move":
                 _remove(source, token)
             else:
+                # The apiserver caps the bytes a patch may copy (JSONPatchMaxCopyBytes):
+                # doubling a subtree a few thousand times would otherwise never end.
+                copied += len(json.dumps(moved, separators=(",", ":")))
+                if copied > limits.MAX_BODY_BYTES:
+                    raise rejected()
                 moved = copy.deepcopy(moved)
             node, token = _parent(doc, path)
             _add(node, token, moved)
             continue
         if kind not in ("add", "remove", "replace", "test"):
             raise rejected()  # evanphx: "Unexpected kind"
+        if kind in ("add", "replace"):
+            _check_nesting(path, value)
         node, token = _parent(doc, path)
         if kind == "add":
             _add(node, token, value)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
 
+import yaml
 from aiohttp import web
 
-from koos.sandbox import discovery, errors, openapi, reads
+from koos.sandbox import discovery, errors, limits, openapi, reads
+from koos.sandbox.apply import manager_of
+from koos.sandbox.apply_write import apply_write
 from koos.sandbox.audit import Record
 from koos.sandbox.auth import UserInfo
 from koos.sandbox.errors import ApiError
@@ -27,6 +30,7 @@ from koos.sandbox.state import State
 from koos.sandbox.writes import WriteOptions
 
 NAMESPACE_SUBRESOURCES = ("status", "finalize")
+APPLY = "application/apply-patch+yaml"
 
 
 @dataclass
@@ -112,7 +116,8 @@ def verb_of(method: str, target: Target, query: Any) -> str:
 class Server:
     def __init__(self, state: State) -> None:
         self.state = state
-        self.app = web.Application(client_max_size=16 * 1024 * 1024)
+        # One byte over the limit still reads, so that `_read_json` can tell it apart.
+        self.app = web.Application(client_max_size=limits.MAX_BODY_BYTES + 2)
         self.app.router.add_route("*", "/{tail:.*}", self.handle)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -134,6 +139,11 @@ class Server:
             response = await self._handle(request, record)
         except ApiError as error:
             response = error_response(error)
+        except RecursionError:
+            # A backstop: bodies nested past limits.MAX_DEPTH are refused before any
+            # recursive code sees them, so this would be a path that forgot to check.
+            self.state.log.exception("nesting too deep serving %s", request.path)
+            response = error_response(limits.too_deep("the request could not be handled"))
         except asyncio.CancelledError:
             record.code = 499
             self.state.requests.add(record)
@@ -237,7 +247,19 @@ class Server:
             dry_run=query.get("dryRun") == "All",
             field_validation=query.get("fieldValidation", ""),
             subresource=target.subresource,
+            field_manager=query.get("fieldManager", ""),
+            force=query.get("force") == "true",
         )
+        if verb == "patch" and request.content_type != APPLY and "force" in query:
+            raise errors.invalid(
+                "PatchOptions",
+                "",
+                "meta.k8s.io",
+                [("force", "Forbidden: may not be specified for non-apply patch")],
+            )
+        if request.content_type != APPLY and not opts.field_manager:
+            manager = manager_of("", request.headers.get("User-Agent", ""))
+            opts = replace(opts, field_manager=manager)
         if verb == "delete":
             options = await _read_json(request, allow_empty=True) or {}
             for param in ("propagationPolicy", "gracePeriodSeconds", "orphanDependents"):
@@ -259,6 +281,11 @@ class Server:
             obj = await state.writes.update(user, rt, target.namespace, target.name, body, opts)
             return json_response(obj, 200, _warning_headers(request_warnings()))
         content_type = request.content_type
+        if content_type == APPLY:
+            obj, created = await apply_write(
+                state.writes, user, rt, target.namespace, target.name, body, opts
+            )
+            return json_response(obj, 201 if created else 200, _warning_headers(request_warnings()))
         obj = await state.writes.patch(
             user, rt, target.namespace, target.name, content_type, body, opts
         )
@@ -319,19 +346,27 @@ def _warning_headers(warnings: list[str]) -> dict[str, str]:
 
 
 async def _read_json(request: web.Request, allow_empty: bool = False) -> Any:
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise limits.body_too_large() from None
+    if len(raw) > limits.MAX_BODY_BYTES:
+        raise limits.body_too_large()
     if not raw.strip():
         if allow_empty:
             return None
         raise errors.bad_request("the request body is empty")
     content_type = request.content_type
-    if is_protobuf(content_type):
-        return decode_object(raw)
     try:
-        if content_type in ("application/yaml", "application/apply-patch+yaml"):
-            import yaml
-
-            return yaml.safe_load(raw)
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        if is_protobuf(content_type):
+            body = decode_object(raw)
+        elif content_type in ("application/yaml", "application/apply-patch+yaml"):
+            body = yaml.safe_load(raw)
+        else:
+            body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise errors.bad_request(f"error decoding request body: {exc}") from exc
+    except RecursionError:
+        raise limits.too_deep("error decoding request body") from None
+    limits.check_depth(body, "error decoding request body")
+    return body

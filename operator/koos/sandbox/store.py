@@ -252,8 +252,14 @@ class Store:
                 return True
         return False
 
-    def close_watches(self) -> None:
-        """End every open watch stream, as when an API server restarts or a proxy drops."""
+    def close_watches(self, *, expire: bool = False) -> None:
+        """End every open watch stream, as when an API server restarts or a proxy drops.
+        With `expire`, history before this moment is gone too, as when the restarted server
+        finds etcd compacted: a watch resumed from any older version gets 410 Gone, and a
+        relist (whose version is now current) watches on as usual."""
+        if expire:
+            self.rv += 1  # the relist's version must not be older than the cut
+            self.compact()
         self._epoch += 1
         wake, self._wakeup = self._wakeup, asyncio.Event()
         wake.set()

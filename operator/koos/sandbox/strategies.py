@@ -12,7 +12,7 @@ import copy
 import re
 from typing import Any
 
-from koos.sandbox import errors, jobspec, schema
+from koos.sandbox import errors, jobspec, limits, schema
 from koos.sandbox.registry import ResourceType
 from koos.sandbox.store import Obj, now_rfc3339
 
@@ -38,6 +38,9 @@ def validation_causes(rt: ResourceType, obj: Obj) -> list[tuple[str, str]]:
                 + ", and must start and end with an alphanumeric character",
             )
         )
+    causes.extend(limits.annotation_causes(obj["metadata"]))
+    if rt.key in (("", "configmaps"), ("", "secrets")):
+        causes.extend(limits.config_data_causes(rt.kind, obj))
     if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
         causes.extend(crd_causes(obj))
     if rt.custom and rt.schema:

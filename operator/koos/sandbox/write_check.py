@@ -16,7 +16,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from koos.sandbox import errors, schema, strategies
+from koos.sandbox import errors, limits, schema, strategies
 from koos.sandbox.errors import ApiError
 from koos.sandbox.registry import Registry, ResourceType
 from koos.sandbox.requestctx import warn
@@ -28,11 +28,17 @@ class WriteOptions:
     dry_run: bool = False
     field_validation: str = ""  # "", Ignore, Warn, Strict
     subresource: str = ""
+    field_manager: str = ""  # fieldManager, or the User-Agent's prefix
+    force: bool = False  # server-side apply: take over conflicting fields
+    applying: bool = False  # the write of a server-side apply (managedFields computed)
 
 
 def decode(rt: ResourceType, body: Any, namespace: str, opts: WriteOptions) -> Obj:
     if not isinstance(body, dict):
         raise errors.bad_request("the body of the request was not a JSON object")
+    # A patch can nest a body deeper than the request was: check before any recursion.
+    what = f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}'
+    limits.check_depth(body, what)
     obj = copy.deepcopy(body)
     kind, api_version = obj.get("kind"), obj.get("apiVersion")
     if (kind and kind != rt.kind) or (api_version and api_version != rt.api_version):
@@ -79,6 +85,8 @@ def check_namespace(store: Store, registry: Registry, rt: ResourceType, namespac
 
 
 def validate(rt: ResourceType, obj: Obj) -> None:
+    # Mutating webhooks may have nested the object further since it was decoded.
+    limits.check_depth(obj, f"{rt.kind} could not be validated")
     causes = strategies.validation_causes(rt, obj)
     if causes:
         raise errors.invalid(rt.kind, obj["metadata"].get("name", ""), rt.group, causes)

@@ -6,6 +6,10 @@ finalizers) → mutating admission → schema validation → validating admissio
 `dryRun` runs everything but the store write. Built-in kinds have no schema here: the
 sandbox trusts their shape, like a permissive API server would.
 
+Built-in admission runs before the webhooks (ServiceAccounts of Pods, serviceaccounts.py);
+the size limits (limits.py) before the store; managedFields follow each write of an object
+that has them (apply.py; server-side apply itself is apply_write.py).
+
 This module orders the steps and talks to admission and the store; the checks that need
 neither (decode, namespace, built-in validation) and `WriteOptions` live in
 `koos.sandbox.write_check`, and `WriteOptions` is re-exported here.
@@ -19,7 +23,7 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from koos.sandbox import errors, patch, strategies
+from koos.sandbox import apply, errors, limits, patch, serviceaccounts, strategies
 from koos.sandbox.auth import UserInfo
 from koos.sandbox.errors import ApiError
 from koos.sandbox.registry import Registry, ResourceType
@@ -89,8 +93,14 @@ class Writes:
                 [("metadata.name", "Required value: name or generateName is required")],
             )
         check_namespace(self.store, self.registry, rt, namespace)
+        if not opts.applying:  # only server-side apply starts managedFields here
+            meta.pop("managedFields", None)
         if rt.has_status and rt.key != ("", "namespaces"):
             obj.pop("status", None)
+        if rt.key == ("", "pods"):  # built-in admission runs before the webhooks
+            serviceaccounts.admit_pod(
+                self.store, serviceaccounts.sa_type(self.registry), namespace, obj
+            )
         request = AdmissionRequest(
             user,
             rt,
@@ -125,7 +135,10 @@ class Writes:
             raise errors.already_exists(rt.plural, name, rt.group)
         if opts.dry_run:
             return dry_run_result(rt, namespace, obj)
+        limits.check_stored_size(limits.etcd_key(rt.group, rt.plural, namespace, name), obj)
         created = self.store.create(rt, namespace, obj, uid=uid)
+        if rt.key == ("", "namespaces"):
+            serviceaccounts.ensure_default(self.store, serviceaccounts.sa_type(self.registry), name)
         if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
             created = self._establish(rt, created)
         return created
@@ -190,6 +203,17 @@ class Writes:
         if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
             raise modified_conflict(rt, name)
         new = self._apply_update_rules(rt, old, obj, opts.subresource)
+        if opts.applying:
+            new["metadata"]["managedFields"] = obj["metadata"].get("managedFields") or []
+        else:
+            new = apply.track_update(
+                old,
+                new,
+                manager=opts.field_manager,
+                api_version=rt.api_version,
+                status_separate=rt.has_status,
+                subresource=opts.subresource,
+            )
         if rt.key == ("", "secrets"):
             new = strategies.secret_string_data(new)
         request = AdmissionRequest(
@@ -207,6 +231,7 @@ class Writes:
         new = await self._admit(request, new)
         if opts.dry_run:
             return new
+        limits.check_stored_size(limits.etcd_key(rt.group, rt.plural, namespace, name), new)
         stored = self.store.replace(rt, old, new, expect_current=True)
         if rt.key == CRD_KEY and stored is not old:
             stored = self._establish(rt, stored)
