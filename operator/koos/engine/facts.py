@@ -31,6 +31,12 @@ class JobFacts:
     created: datetime | None = None
     deleting: bool = False
     disrupted: str = ""  # why the Pod was disrupted: eviction, node lost, deleted
+    # False for an ended Job whose Pods were not read: its exit code and output are unknown,
+    # so no step may be settled on it (the planner reads it again instead).
+    pods_read: bool = True
+    # Not this Execution's: the name is taken by a Job another owner has (an earlier
+    # Execution of the same name, deleted with --cascade=orphan or still being deleted).
+    foreign: bool = False
 
 
 @dataclass(frozen=True)
