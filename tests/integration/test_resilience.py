@@ -260,6 +260,71 @@ async def test_a_restart_between_a_job_completing_and_the_next_starting_loses_no
     assert koos.step("rb-1", "s1")["outputs"] == {"size": "7"}  # its output was not lost
 
 
+async def test_a_job_that_ends_while_the_operator_is_down_before_its_status_keeps_its_output(
+    koos: Koos,
+) -> None:
+    # The Job is created, the status write that would name it fails, the operator goes
+    # away, and the Job ends meanwhile: the new operator adopts it with its output.
+    await koos.apply(template("unwritten", 2))
+    koos.sandbox.jobs.script("uw-1-s0-*", duration=1.0, message='{"size": "7"}')
+    koos.sandbox.jobs.script("uw-1-s1-*", exit_code=4, logs="s1 broke\n")
+    koos.sandbox.faults.fail("patch", "executions/status", code=500)
+    await koos.apply(execution("uw-1", "unwritten"))
+    await async_wait_for(lambda: job(koos, "uw-1-s0-1"), what="the first Job")
+    await koos.stop_operator()
+    koos.sandbox.faults.clear()
+    assert (koos.execution("uw-1") or {}).get("status", {}).get("steps") is None
+    await async_wait_for(
+        lambda: job_condition(koos, "uw-1-s0-1") == "Complete", what="s0's Job to complete"
+    )
+
+    await koos.start_operator()
+
+    done = await koos.finished("uw-1", timeout=DEADLINE)
+    assert done["status"]["phase"] == "Failed", done["status"]  # s1's exit, not a lost output
+    assert koos.step("uw-1", "s0")["outputs"] == {"size": "7"}
+    s1 = koos.step("uw-1", "s1")
+    assert (s1["phase"], s1["reason"]) == ("Failed", "Failed")
+    assert "exit code 4" in s1["message"] and "s1 broke" in s1["message"]
+    assert job_names(koos, "uw-1") == ["uw-1-s0-1", "uw-1-s1-1"]
+
+
+async def test_a_re_created_execution_whose_old_jobs_were_orphaned_fails_saying_what_to_delete(
+    koos: Koos,
+) -> None:
+    # `kubectl delete execution or-1 --cascade=orphan`, then the same Execution again: its
+    # first Job's name is taken by the old run's Job, which koos must neither adopt nor touch.
+    await koos.apply(template("orphaning", 2))
+    koos.sandbox.jobs.script("or-1-s0-1-*", duration=600)
+    await koos.apply(execution("or-1", "orphaning"))
+    await running_pod(koos, "or-1", "or-1-s0-1")
+    old_uid = koos.execution("or-1")["metadata"]["uid"]  # type: ignore[index]
+    await koos.sandbox.state.writes.delete(
+        koos.admin, koos.rt("executions"), NS, "or-1", {"propagationPolicy": "Orphan"}
+    )
+    await async_wait_for(
+        lambda: (
+            koos.execution("or-1") is None
+            and not (job(koos, "or-1-s0-1") or {})["metadata"].get("ownerReferences")
+        ),
+        what="the Execution to go and its Job to be orphaned",
+    )
+
+    await koos.apply(execution("or-1", "orphaning"))
+
+    done = await koos.finished("or-1", timeout=DEADLINE)
+    assert done["metadata"]["uid"] != old_uid
+    assert done["status"]["phase"] == "Failed", done["status"]
+    s0 = koos.step("or-1", "s0")
+    assert (s0["phase"], s0["reason"]) == ("Failed", "JobNameTaken"), s0
+    assert "Job or-1-s0-1" in s0["message"]
+    assert "kubectl delete jobs -n default -l koos.io/execution=or-1" in s0["message"]
+    assert "or-1-s0-1" in done["status"]["message"]
+    orphan = job(koos, "or-1-s0-1")
+    assert orphan is not None and "deletionTimestamp" not in orphan["metadata"]
+    assert job_condition(koos, "or-1-s0-1") is None  # the old run's Job runs on, untouched
+
+
 async def test_repeated_restarts_through_a_run_duplicate_nothing(koos: Koos) -> None:
     await koos.apply(template("bumpy", 3))
     koos.sandbox.jobs.script("rr-1-*", duration=0.5)

@@ -42,6 +42,12 @@ class JobFacts:
     # Job that ended with text; never shown (repr=False) nor logged.
     secrets: tuple[str, ...] = field(default=(), repr=False)
     secrets_unread: str = ""  # why some could not be read: the text is then withheld
+    # False for an ended Job whose Pods were not read: its exit code and output are unknown,
+    # so no step may be settled on it (the planner reads it again instead).
+    pods_read: bool = True
+    # Not this Execution's: the name is taken by a Job another owner has (an earlier
+    # Execution of the same name, deleted with --cascade=orphan or still being deleted).
+    foreign: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,15 @@ a failed attempt with retries left stays Running with a retryTime, and every att
 new Job.
 
 This module holds the pass itself: dispatch of Pending and Running steps, `when`, sleep steps,
-cancellation and aborts, stray Jobs, and the pass's one Event. Run steps live in
+cancellation and aborts, stray Jobs, and the pass's one Event.
+
+Nothing a step produced is lost: a step settles on its Job only when the Pods of that Job
+were read (`JobFacts.pods_read`; `outcome_jobs` tells the k8s layer which Jobs a pass may
+settle on, so it reads their Pods), and only live Jobs no step will wait on are deleted
+(`_delete_strays`; a Job whose status write was lost is adopted by its step, not deleted).
+A Job name taken by a Job that is not this Execution's (one left by an earlier Execution of
+the same name) fails the step that needs it, saying which Job to delete; one that is being
+deleted is waited for. Run steps live in
 `koos.engine.run_step`, approve steps in `koos.engine.approve_step`, and the pass's working
 state (`Pass`, `context`) in `koos.engine.progress`; their public names are
 re-exported here.
@@ -19,15 +27,17 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from koos.api.constants import LABEL_EXECUTION
 from koos.api.execution import ExecutionStatus, StepStatus
 from koos.api.template import Step, TemplateSpec
 from koos.engine import expressions
 from koos.engine.approve_step import ask, awaiting
 from koos.engine.durations import parse_duration
-from koos.engine.facts import EventSpec, ExecutionSnapshot, Plan
+from koos.engine.facts import EventSpec, ExecutionSnapshot, JobFacts, Plan
+from koos.engine.jobs import job_name, label_value
 from koos.engine.progress import (
     MESSAGE_LIMIT,
     SETTLED,
@@ -49,8 +59,13 @@ __all__ = [
     "context",
     "failure",
     "is_finished",
+    "outcome_jobs",
     "parse_output",
 ]
+
+# How often a step whose Job name is held by a Job being deleted (an earlier Execution's,
+# which may have no owner left to send its deletion our way) looks again.
+FOREIGN_RECHECK = timedelta(seconds=5)
 
 
 def advance(snapshot: ExecutionSnapshot, status: ExecutionStatus, now: datetime) -> Plan:
@@ -73,14 +88,64 @@ def advance(snapshot: ExecutionSnapshot, status: ExecutionStatus, now: datetime)
 
 
 def _delete_strays(work: Pass) -> None:
-    """A live Job no running step names (its status write was lost, then the step was
-    cancelled, skipped or finished otherwise) must not run on: delete it."""
+    """A live Job no step will wait on must not run on: delete it. That is one of a settled
+    step (cancelled, skipped, or finished otherwise after its status write was lost), an
+    attempt other than its step's current one, or one no step knows. A Pending step's Job
+    is kept: its create landed but the status write after it did not, and the step adopts
+    it when it starts. The k8s layer deletes only after a fresh read shows it still live."""
     wanted = {r.job_name for r in work.records.values() if r.phase == "Running"}
     created = {j["metadata"]["name"] for j in work.creates}
-    for name, job in sorted(work.snapshot.jobs.items()):
-        stray = job.phase == "Active" and not job.deleting and name not in wanted | created
-        if stray and name not in work.deletes:
+    candidates = [
+        name
+        for name, job in sorted(work.snapshot.jobs.items())
+        if job.phase == "Active"
+        and not job.deleting
+        and not job.foreign
+        and name not in wanted | created
+        and name not in work.deletes
+    ]
+    if not candidates:
+        return  # the usual pass: every live Job is a running step's
+    owners: dict[str, tuple[StepStatus, int]] = {}
+    for record in work.records.values():
+        for attempt in range(1, record.attempt + 2):
+            owners[job_name(work.snapshot.name, record.name, attempt)] = (record, attempt)
+    for name in candidates:
+        owner = owners.get(name)
+        adoptable = owner is not None and (
+            owner[0].phase == "Pending"
+            or (owner[0].retry_time is not None and owner[1] == owner[0].attempt + 1)
+        )
+        if not adoptable:
             work.deletes.append(name)
+
+
+def outcome_jobs(
+    execution: str, status: ExecutionStatus, spec: TemplateSpec | None
+) -> dict[str, str]:
+    """The Jobs whose outcome a pass may settle a step on (Job name -> step name), so the
+    k8s layer reads their Pods (and the Secret values to mask in their text) once they have
+    ended: a running step's current Job, and the Job that a pending step, or a step whose
+    retry is due, would launch. That one exists already when the status write after its
+    create was lost; the step adopts it, and must read its output. `spec` is the template
+    when the run has not started yet."""
+    if status.template is not None:
+        spec = status.template.spec
+    if spec is None:
+        return {}
+    records = {r.name: r for r in status.steps or []}
+    names: dict[str, str] = {}
+    for step in spec.all_steps():
+        if step.run is None:
+            continue
+        record = records.get(step.name)
+        if record is None or record.phase == "Pending":
+            names[job_name(execution, step.name, 1)] = step.name
+        elif record.phase == "Running" and record.retry_time is not None:
+            names[job_name(execution, step.name, record.attempt + 1)] = step.name
+        elif record.phase == "Running" and record.job_name:
+            names[record.job_name] = step.name
+    return names
 
 
 def is_finished(status: ExecutionStatus) -> bool:
@@ -121,6 +186,9 @@ def _step(
         _start(work, step)
     elif record.phase == "Running":
         job = work.snapshot.jobs.get(record.job_name or "")
+        if job is not None and job.foreign and record.retry_time is None:
+            _name_taken(work, step, job)  # our Job was replaced by someone else's
+            return
         finished = job is not None and job.phase != "Active" and record.retry_time is None
         if stopping and stop_reason == "Cancelled" and not finished:
             if record.job_name and record.retry_time is None:
@@ -141,8 +209,52 @@ def _step(
             _sleeping(work, step, record)
         elif step.approve is not None:
             awaiting(work, step, record)
+        elif record.retry_time is not None:
+            if not _next_job_blocked(work, step, record):
+                running(work, step, record)
+        elif finished and job is not None and not job.pods_read:
+            # Ended, but its output and exit code were not read with it: settle on the
+            # next pass, which reads them (the status now names the Job as running).
+            work.wakes.append(work.now)
         else:
             running(work, step, record)
+
+
+def _next_job_blocked(work: Pass, step: Step, record: StepStatus) -> bool:
+    """Whether the due retry of `step` cannot launch its Job, whose name a foreign Job
+    holds (then the step waits for it to go, or fails saying which Job to delete)."""
+    assert record.retry_time is not None
+    if work.now < parse_rfc3339(record.retry_time):
+        return False
+    return _blocked(work, step, record.attempt + 1)
+
+
+def _blocked(work: Pass, step: Step, attempt: int) -> bool:
+    if step.run is None:
+        return False
+    taken = work.snapshot.jobs.get(job_name(work.snapshot.name, step.name, attempt))
+    if taken is None or not taken.foreign:
+        return False
+    if taken.deleting:
+        work.wakes.append(work.now + FOREIGN_RECHECK)
+    else:
+        _name_taken(work, step, taken)
+    return True
+
+
+def _name_taken(work: Pass, step: Step, job: JobFacts) -> None:
+    snapshot = work.snapshot
+    selector = f"{LABEL_EXECUTION}={label_value(snapshot.name)}"
+    work.creates[:] = [m for m in work.creates if m["metadata"]["name"] != job.name]
+    fail(
+        work,
+        step,
+        "JobNameTaken",
+        f"Job {job.name} exists and is not this Execution's: an earlier Execution named "
+        f"{snapshot.name} left it (deleted with --cascade=orphan?). Delete the Jobs it left "
+        f"(kubectl delete jobs -n {snapshot.namespace} -l {selector}), then delete and "
+        "re-create this Execution.",
+    )
 
 
 def _start(work: Pass, step: Step) -> None:
@@ -163,6 +275,8 @@ def _start(work: Pass, step: Step) -> None:
             )
             work.note("Normal", "StepSkipped", f"step {step.name} skipped")
             return
+    if _blocked(work, step, 1):
+        return
     work.set(
         step.name, phase="Running", start_time=rfc3339(work.now), reason="Started", message=None
     )

@@ -36,7 +36,7 @@ from koos.engine.timefmt import parse_rfc3339
 from koos.handlers import metrics
 from koos.handlers.cache import LatestBodies
 from koos.handlers.queue import WorkQueue, event_version
-from koos.k8s.apply import ApprovalNameTaken, NotOurs, apply_plan
+from koos.k8s.apply import ApprovalNameTaken, NotOurs, Replan, apply_plan
 from koos.k8s.client import Kube, KubeError
 from koos.k8s.gather import compact_job, ended, gather_execution
 
@@ -44,6 +44,7 @@ log = logging.getLogger("koos.execution")
 OWNED = {LABEL_MANAGED_BY: MANAGER}
 
 Key = tuple[str, str]
+REPLANS = 3  # passes in one reconcile when a fresh read contradicts the index
 
 
 @dataclass
@@ -74,6 +75,9 @@ class ExecutionController:
             except KubeError as error:
                 metrics.RECONCILE_ERRORS.labels(metrics.error_kind(error)).inc()
                 raise
+            except Replan:
+                metrics.RECONCILE_ERRORS.labels("conflict").inc()
+                raise
             except ApprovalNameTaken as error:
                 metrics.RECONCILE_ERRORS.labels("conflict").inc()
                 log.error(
@@ -92,36 +96,49 @@ class ExecutionController:
                 raise
 
     async def _reconcile(self, namespace: str, name: str) -> datetime | None:
-        jobs = list(self.jobs.get((namespace, name), ()))
         key = (namespace, name)
-        snapshot = await gather_execution(
-            self.kube,
-            namespace,
-            name,
-            jobs,
-            self.bodies.fresh(key),
-            key=self.key,
-            trust_unverified=self.trust_unverified,
-        )
-        if snapshot is None:
-            self.active.discard(key)
-            self.queue.forget(key)
-            self.bodies.forget(key)
-            metrics.ACTIVE.set(len(self.active))
-            return None
-        now = datetime.now(UTC)
-        try:
-            plan = planner.plan(snapshot, now)
-        except Exception as error:
-            plan = self._stopped(snapshot, now, "planning failed", error)
-        try:
-            written = await apply_plan(self.kube, snapshot, plan)
-        except Exception as error:
-            self.bodies.distrust(key)  # a status write may have landed, its version unknown
-            if is_retried(error):
-                raise
-            plan = self._stopped(snapshot, now, "the API server refused the plan", error)
-            written = await apply_plan(self.kube, snapshot, plan)
+        fresh: dict[str, dict[str, Any]] = {}
+        replans = 0
+        while True:
+            jobs = list(self.jobs.get(key, ()))
+            snapshot = await gather_execution(
+                self.kube,
+                namespace,
+                name,
+                jobs,
+                self.bodies.fresh(key),
+                fresh,
+                key=self.key,
+                trust_unverified=self.trust_unverified,
+            )
+            if snapshot is None:
+                self.active.discard(key)
+                self.queue.forget(key)
+                self.bodies.forget(key)
+                metrics.ACTIVE.set(len(self.active))
+                return None
+            now = datetime.now(UTC)
+            try:
+                plan = planner.plan(snapshot, now)
+            except Exception as error:
+                plan = self._stopped(snapshot, now, "planning failed", error)
+            try:
+                written = await apply_plan(self.kube, snapshot, plan)
+            except Replan as replan:
+                # Nothing of the plan was written but idempotent creates: plan again on
+                # the Jobs as just read (after a few tries, the queue retries later).
+                replans += 1
+                if replans == REPLANS:
+                    raise
+                fresh.update(replan.jobs)
+                continue
+            except Exception as error:
+                self.bodies.distrust(key)  # a status write may have landed, its version unknown
+                if is_retried(error):
+                    raise
+                plan = self._stopped(snapshot, now, "the API server refused the plan", error)
+                written = await apply_plan(self.kube, snapshot, plan)
+            break
         self.queue.wrote(key, written)
         self.bodies.wrote(key, written)
         observe(snapshot, plan, now)

@@ -5,6 +5,14 @@ between re-plans the same Job, whose create meets 409 and is adopted when it is 
 a cancelled step's Job is deleted before the status says Cancelled. The status is written as
 a merge patch of what changed, guarded by the resourceVersion it was planned from, and not
 at all when nothing changed.
+
+Nothing is deleted on the word of a cache: every Job the plan deletes is read first, before
+any write. One that has ended is never deleted (its outcome may not be recorded yet), and
+one that is not this Execution's is never touched; either means the plan rests on stale
+facts, so `Replan` is raised with the Jobs as read and nothing of the plan is written. A live
+Job is deleted with the uid and resourceVersion it was read with as preconditions, so the
+API server refuses if it changed meanwhile (that, too, is a `Replan`). A create that meets
+someone else's Job is a `Replan` with that Job, which the planner then sees as foreign.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from koos.engine.approval import is_signed_request
 from koos.engine.facts import ExecutionSnapshot, Plan
 from koos.k8s.client import Kube, KubeError, custom_path, job_path
 from koos.k8s.events import send
+from koos.k8s.gather import compact_job, ended
 
 log = logging.getLogger("koos.apply")
 
@@ -58,8 +67,81 @@ def status_json(plan: Plan) -> dict[str, Any]:
     return plan.status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+class Replan(Exception):
+    """The plan was made on facts about Jobs that a fresh read contradicts: plan again with
+    `jobs` (compact Jobs, as read) in place of what the index said."""
+
+    def __init__(self, jobs: dict[str, dict[str, Any]]) -> None:
+        super().__init__(f"Jobs changed since they were indexed: {', '.join(sorted(jobs))}")
+        self.jobs = jobs
+
+
 async def ensure_job(kube: Kube, snapshot: ExecutionSnapshot, manifest: dict[str, Any]) -> None:
-    await ensure_owned(kube, snapshot, job_path(snapshot.namespace), manifest)
+    """Create a Job; on 409 adopt the existing one if this Execution owns it (a crash or a
+    lost status write came between its create and now); else `Replan` with it."""
+    name = manifest["metadata"]["name"]
+    try:
+        await kube.create(job_path(snapshot.namespace), manifest)
+        log.info("Created Job name=%s execution=%s/%s", name, snapshot.namespace, snapshot.name)
+        return
+    except KubeError as error:
+        if error.code != 409:
+            raise
+        existing = await kube.find(job_path(snapshot.namespace, name))
+        if existing is None:
+            raise  # deleted since: the next pass creates it
+        job = compact_job(existing)
+        if job["owner"] != snapshot.uid:
+            log.warning(
+                "Job name taken by another owner job=%s execution=%s/%s",
+                name,
+                snapshot.namespace,
+                snapshot.name,
+            )
+            raise Replan({name: job}) from error
+
+
+async def read_deletes(
+    kube: Kube, snapshot: ExecutionSnapshot, names: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """The Jobs to delete as read now, those gone or going left out; `Replan` if one has
+    ended or is not this Execution's."""
+    live: list[dict[str, Any]] = []
+    stale: dict[str, dict[str, Any]] = {}
+    for name in names:
+        found = await kube.find(job_path(snapshot.namespace, name))
+        if found is None:
+            continue
+        job = compact_job(found)
+        if ended(job) or job["owner"] != snapshot.uid:
+            stale[name] = job
+        elif not job["deleting"]:
+            live.append(found)
+    if stale:
+        raise Replan(stale)
+    return live
+
+
+async def delete_job(kube: Kube, snapshot: ExecutionSnapshot, found: dict[str, Any]) -> None:
+    """Delete the Job as it was read: the API server refuses if it changed since."""
+    meta = found["metadata"]
+    path = job_path(snapshot.namespace, meta["name"])
+    options = {
+        "kind": "DeleteOptions",
+        "apiVersion": "v1",
+        "propagationPolicy": "Background",
+        "preconditions": {"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]},
+    }
+    try:
+        await kube.request("DELETE", path, body=options)
+    except KubeError as error:
+        if error.code == 404:
+            return
+        if error.code != 409:
+            raise
+        again = await kube.find(path)
+        raise Replan({meta["name"]: compact_job(again)} if again else {}) from error
+    log.info("Deleted Job job=%s execution=%s/%s", meta["name"], snapshot.namespace, snapshot.name)
 
 
 async def ensure_owned(
@@ -152,8 +234,12 @@ async def apply_plan(kube: Kube, snapshot: ExecutionSnapshot, plan: Plan) -> tup
     """Carry out the plan; returns the resourceVersions of the Execution that its writes
     made (none when nothing changed)."""
     namespace, name = snapshot.namespace, snapshot.name
+    deletes = await read_deletes(kube, snapshot, plan.delete_jobs)
     for manifest in plan.create_jobs:
-        await ensure_job(kube, snapshot, manifest)
+        known = snapshot.jobs.get(manifest["metadata"]["name"])
+        if known is None or known.foreign:
+            await ensure_job(kube, snapshot, manifest)
+        # else it exists (the status write after its create was lost): the step adopts it
     taken: list[str] = []
     for manifest in plan.create_approvals:
         if not await ensure_approval(kube, snapshot, manifest):
@@ -166,13 +252,8 @@ async def apply_plan(kube: Kube, snapshot: ExecutionSnapshot, plan: Plan) -> tup
         except KubeError as error:
             if error.code != 404:
                 raise
-    for job in plan.delete_jobs:
-        try:
-            await kube.delete(job_path(namespace, job), propagation="Background")
-            log.info("Deleted Job job=%s execution=%s/%s", job, namespace, name)
-        except KubeError as error:
-            if error.code != 404:
-                raise
+    for found in deletes:
+        await delete_job(kube, snapshot, found)
     old = snapshot.status.model_dump(mode="json", by_alias=True, exclude_none=True)
     diff = merge_diff(old, status_json(plan))
     written: list[str] = []

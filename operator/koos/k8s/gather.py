@@ -3,12 +3,22 @@ before the run starts), and the facts of its Jobs.
 
 Jobs come from the operator's in-memory index (filled by a watch, no requests). A Job the
 status names but the index lacks may just not have arrived yet, so it is read once before
-the planner may call it lost: no step is failed on a stale cache. Pods are not watched (each
-makes several events in its short life, none of which changes a decision): when a running
-step's Job has ended, its Pods are listed once for the exit code, the output and (when the
-Pod still exists) its disruption. Two more reads, each in its own module: the Pods of a
-running step's Job that reports no ready Pod, at the planner's wake-ups (`k8s.pods`), and the
-Secret values to mask in the text of a Job that ended (`k8s.secrets`).
+the planner may call it lost: no step is failed on a stale cache. Jobs the k8s layer has
+just read itself (`fresh`: before a delete, or after a create that met someone else's Job)
+replace the index's view when they are further along, as a Job's end and its deletion
+never go back. Pods are not watched (each makes several events in its short life, none of
+which changes a decision): when a Job whose outcome the planner may settle a step on has
+ended (`engine.steps.outcome_jobs`: a running step's Job, and the one a pending or retrying
+step would launch, which exists already when the status write after its create was lost),
+its Pods are listed once for the exit code, the output and (when the Pod still exists) its
+disruption. Any other ended Job is marked as not read, and no step settles on it.
+
+A Job owned by anything but this Execution (by uid: an earlier Execution of the same name)
+is marked foreign: the planner never adopts, reads or deletes it.
+
+Two more reads, each in its own module: the Pods of a running step's Job that reports no
+ready Pod, at the planner's wake-ups (`k8s.pods`), and the Secret values to mask in the
+text of a Job that ended (`k8s.secrets`).
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from koos.api.execution import ExecutionSpec, ExecutionStatus
 from koos.api.template import TemplateSpec
 from koos.engine.approval_proof import approval_facts
 from koos.engine.facts import ApprovalFacts, ExecutionSnapshot, JobFacts, TemplateFacts
+from koos.engine.steps import outcome_jobs
 from koos.engine.template import problems_from_pydantic
 from koos.engine.timefmt import parse_rfc3339
 from koos.k8s.client import Kube, custom_path, job_path
@@ -31,6 +42,7 @@ from koos.k8s.pods import with_pod_starts
 from koos.k8s.secrets import with_secret_values
 
 STEP_CONTAINER = "step"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set on a Job's Pods by the Job controller
 DISRUPTIONS = {
     "EvictionByEvictionAPI": "the Pod was evicted",
     "DeletionByTaintManager": "the Pod's node was lost",
@@ -44,9 +56,18 @@ def compact_job(body: Mapping[str, Any]) -> dict[str, Any]:
     """What an index keeps of a Job: enough for the planner, small in memory."""
     meta = body.get("metadata") or {}
     status = body.get("status") or {}
+    owner = next(
+        (
+            ref.get("uid")
+            for ref in meta.get("ownerReferences") or []
+            if ref.get("kind") == "Execution" and ref.get("controller")
+        ),
+        None,
+    )
     return {
         "name": meta.get("name"),
         "uid": meta.get("uid"),
+        "owner": owner,  # uid of the Execution that controls it
         "creationTimestamp": meta.get("creationTimestamp"),
         "deleting": "deletionTimestamp" in meta,
         "ready": status.get("ready"),  # Pods ready: 0 while a Pod cannot start (k8s.pods)
@@ -83,7 +104,14 @@ def compact_pod(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def job_facts(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> JobFacts:
+def job_facts(
+    job: Mapping[str, Any],
+    pods: Iterable[Mapping[str, Any]],
+    *,
+    pods_read: bool = True,
+    foreign: bool = False,
+) -> JobFacts:
+    """`pods_read`: whether `pods` were listed (else an ended Job's outcome is unknown)."""
     conditions = {c["type"]: c for c in job.get("conditions") or [] if c.get("status") == "True"}
     ordered = sorted(pods, key=lambda p: p.get("creationTimestamp") or "")
     pod = ordered[-1] if ordered else {}
@@ -94,6 +122,8 @@ def job_facts(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> JobF
         "deleting": bool(job.get("deleting")),
         "exit_code": pod.get("exitCode"),
         "disrupted": DISRUPTIONS.get(pod.get("disruption", ""), pod.get("disruption", "")),
+        "pods_read": pods_read or not ended(job),
+        "foreign": foreign,
     }
     if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
         # SuccessCriteriaMet (Kubernetes 1.31+) comes first: the Pod succeeded, the Job
@@ -121,12 +151,14 @@ async def gather_execution(
     name: str,
     jobs: Iterable[Mapping[str, Any]],
     body: Mapping[str, Any] | None = None,
+    fresh: Mapping[str, Mapping[str, Any]] | None = None,
     *,
     key: bytes | None = None,
     trust_unverified: bool = False,
 ) -> ExecutionSnapshot | None:
     """`body`: the Execution as the watch delivered it, when it is known to be recent
-    enough (see `handlers.cache`); otherwise it is read. `key`: the operator's signing key
+    enough (see `handlers.cache`); otherwise it is read. `fresh`: compact Jobs read from
+    the API since `jobs` (the index's) were taken. `key`: the operator's signing key
     (Approvals and approve steps are verified with it); `trust_unverified`: unsigned
     decisions count (`--no-webhooks --trust-unverified-approvals`, development only)."""
     if body is None:
@@ -134,6 +166,7 @@ async def gather_execution(
     if body is None:
         return None
     meta = body.get("metadata") or {}
+    uid = str(meta.get("uid", ""))
     spec: ExecutionSpec | None
     try:
         spec = ExecutionSpec.model_validate(body.get("spec") or {})
@@ -147,25 +180,45 @@ async def gather_execution(
     template = None
     if status.template is None and spec is not None:
         template = await gather_template(kube, namespace, spec.template_ref.name)
-    known_jobs = {str(job["name"]): job for job in jobs}
+    known_jobs = merge_jobs(jobs, fresh or {})
     for record in status.steps or []:
-        if record.phase == "Running" and record.job_name and record.job_name not in known_jobs:
+        if (
+            record.phase == "Running"
+            and record.job_name
+            and record.retry_time is None
+            and record.job_name not in known_jobs
+        ):
             found = await kube.find(job_path(namespace, record.job_name))
             if found is not None:
                 known_jobs[record.job_name] = compact_job(found)
-    running = {r.job_name for r in status.steps or [] if r.phase == "Running" and r.job_name}
-    facts = {}
-    for job_name, job in known_jobs.items():
-        # A running step's Job that ended: its Pod holds the exit code, the output (the
-        # termination message) and, if the Pod is still there, why it was disrupted (else
-        # the Job's own condition says why it failed). Pods are read then, not watched.
-        pods = (
-            await list_pods(kube, namespace, job_name) if job_name in running and ended(job) else []
+    # An ended Job the planner may settle a step on: its Pod holds the exit code, the
+    # output (the termination message) and, if the Pod is still there, why it was disrupted
+    # (else the Job's own condition says why it failed). Pods are read then, not watched:
+    # those of every such Job in one request.
+    readable = outcome_jobs(name, status, template.spec if template is not None else None)
+    foreign = {n for n, job in known_jobs.items() if job.get("owner") != uid}
+    read = sorted(n for n in readable.keys() & known_jobs.keys() - foreign if ended(known_jobs[n]))
+    pods = await list_pods(kube, namespace, read) if read else {}
+    facts = {
+        job_name: job_facts(
+            job,
+            pods.get(job_name, ()),
+            pods_read=job_name in pods,
+            foreign=job_name in foreign,
         )
-        facts[job_name] = job_facts(job, pods)
+        for job_name, job in known_jobs.items()
+    }
     # Issue 10: a Pod that cannot start is looked at; secrets are masked out of Pod text.
     facts = await with_pod_starts(kube, namespace, status, known_jobs, facts)
-    facts = await with_secret_values(kube, namespace, status, facts)
+    facts = await with_secret_values(
+        kube,
+        namespace,
+        status,
+        template.spec if template is not None else None,
+        readable,
+        facts,
+        spec.parameters if spec is not None else None,
+    )
     approvals = {}
     for record in status.steps or []:
         if record.phase == "Running" and record.approval:
@@ -183,7 +236,7 @@ async def gather_execution(
     return ExecutionSnapshot(
         name=name,
         namespace=namespace,
-        uid=str(meta.get("uid", "")),
+        uid=uid,
         generation=int(meta.get("generation", 1)),
         resource_version=str(meta.get("resourceVersion", "")),
         spec=spec,
@@ -201,6 +254,23 @@ async def gather_execution(
 ENDED = ("Complete", "Failed", "FailureTarget", "SuccessCriteriaMet")
 
 
+def merge_jobs(
+    indexed: Iterable[Mapping[str, Any]], fresh: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Mapping[str, Any]]:
+    """The index's Jobs, each replaced by its fresh read when that one is as far along (an
+    end and a deletion are never undone, so the one further along is the newer)."""
+    merged: dict[str, Mapping[str, Any]] = {str(job["name"]): job for job in indexed}
+    for job_name, job in fresh.items():
+        known = merged.get(job_name)
+        if known is None or progress(job) >= progress(known):
+            merged[job_name] = job
+    return merged
+
+
+def progress(job: Mapping[str, Any]) -> tuple[bool, bool]:
+    return ended(job), bool(job.get("deleting"))
+
+
 def ended(job: Mapping[str, Any]) -> bool:
     """The Job reports an outcome (or, from Kubernetes 1.31, the outcome it is heading to)."""
     return any(
@@ -208,13 +278,22 @@ def ended(job: Mapping[str, Any]) -> bool:
     )
 
 
-async def list_pods(kube: Kube, namespace: str, job: str) -> list[dict[str, Any]]:
-    found = await kube.request(
-        "GET",
-        f"/api/v1/namespaces/{namespace}/pods",
-        query={"labelSelector": f"batch.kubernetes.io/job-name={job}"},
+async def list_pods(kube: Kube, namespace: str, jobs: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The compact Pods of each of `jobs`, by Job name (every Job a key, Pods or none)."""
+    selector = (
+        f"{JOB_NAME_LABEL}={jobs[0]}"
+        if len(jobs) == 1
+        else f"{JOB_NAME_LABEL} in ({','.join(jobs)})"
     )
-    return [compact_pod(pod) for pod in found.get("items") or []]
+    found = await kube.request(
+        "GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": selector}
+    )
+    pods: dict[str, list[dict[str, Any]]] = {job: [] for job in jobs}
+    for pod in found.get("items") or []:
+        job = ((pod.get("metadata") or {}).get("labels") or {}).get(JOB_NAME_LABEL)
+        if job in pods:
+            pods[job].append(compact_pod(pod))
+    return pods
 
 
 async def gather_approval(

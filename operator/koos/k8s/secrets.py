@@ -1,10 +1,11 @@
 """Read the Secret values a step's container could see, so the engine can mask them out of
 the text koos copies from its Pod (`koos.engine.masking`).
 
-Read only what is needed, only when it is needed: for a running step whose Job has ended with
-a message (a log tail or an output), the keys `masking.secret_sources` names, each Secret
-once per pass. Values go into `JobFacts.secrets` and nowhere else: never logged, never in an
-error. A Secret that cannot be read (gone, or the operator may not `get` it) withholds the
+Read only what is needed, only when it is needed: for a Job a step may settle on
+(`engine.steps.outcome_jobs`, which includes the Job of a step whose status write was lost)
+that has ended with a message (a log tail or an output), the keys
+`masking.secret_sources` names, each Secret once per pass. Values go into
+`JobFacts.secrets` and nowhere else: never logged, never in an error. A Secret that cannot be read (gone, or the operator may not `get` it) withholds the
 text (`JobFacts.secrets_unread` says why) rather than risk copying a secret; a transient
 error fails the pass, which is retried.
 
@@ -17,36 +18,45 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 from urllib.parse import quote
 
 from koos.api.execution import ExecutionStatus
+from koos.api.template import TemplateSpec
 from koos.engine.facts import JobFacts
 from koos.engine.masking import SecretSource, secret_sources
 from koos.k8s.client import Kube, KubeError
 
 
 async def with_secret_values(
-    kube: Kube, namespace: str, status: ExecutionStatus, facts: Mapping[str, JobFacts]
+    kube: Kube,
+    namespace: str,
+    status: ExecutionStatus,
+    template: TemplateSpec | None,
+    outcomes: Mapping[str, str],
+    facts: Mapping[str, JobFacts],
+    given: Mapping[str, Any] | None = None,
 ) -> dict[str, JobFacts]:
-    """`facts`, with the values to mask added to each running step's ended Job that has a
-    message to copy."""
+    """`facts`, with the values to mask added to each ended Job that a step may settle on
+    (`outcomes`: Job name -> step name, from `engine.steps.outcome_jobs`) and that has a
+    message to copy. `template` and `given` (the Execution's spec parameters) stand for the
+    resolved ones while the run has not started yet."""
     out = dict(facts)
-    if status.template is None:
+    spec = status.template.spec if status.template is not None else template
+    parameters = status.parameters if status.template is not None else given
+    if spec is None:
         return out
-    spec = status.template.spec
     steps = {s.name: s for s in spec.all_steps()}
     cache: dict[str, dict[str, str] | str] = {}
-    for record in status.steps or []:
-        if record.phase != "Running" or not record.job_name or record.retry_time:
-            continue
-        fact = facts.get(record.job_name)
-        step = steps.get(record.name)
+    for job, step_name in sorted(outcomes.items()):
+        fact = facts.get(job)
+        step = steps.get(step_name)
         if fact is None or fact.phase == "Active" or not fact.message.strip() or step is None:
             continue
-        sources = secret_sources(spec, step, status.parameters)
+        sources = secret_sources(spec, step, parameters)
         if sources:
             values, unread = await _values(kube, namespace, sources, cache)
-            out[record.job_name] = replace(fact, secrets=values, secrets_unread=unread)
+            out[job] = replace(fact, secrets=values, secrets_unread=unread)
     return out
 
 
