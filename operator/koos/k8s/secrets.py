@@ -3,11 +3,11 @@ the text koos copies from its Pod (`koos.engine.masking`).
 
 Read only what is needed, only when it is needed: for a Job a step may settle on
 (`engine.steps.outcome_jobs`, which includes the Job of a step whose status write was lost)
-that has ended with a message (a log tail or an output), the keys
-`masking.secret_sources` names, each Secret once per pass. Values go into
-`JobFacts.secrets` and nowhere else: never logged, never in an error. A Secret that cannot be read (gone, or the operator may not `get` it) withholds the
-text (`JobFacts.secrets_unread` says why) rather than risk copying a secret; a transient
-error fails the pass, which is retried.
+that has ended with a message (a log tail or an output), the keys `masking.secret_sources`
+names, each Secret once per pass. Values go into `JobFacts.secrets` and nowhere else: never
+logged, never in an error. A Secret that cannot be read (gone, or the operator may not `get`
+it) withholds the text (`JobFacts.secrets_unread` says why) rather than risk copying a
+secret; a transient error fails the pass, which is retried.
 
 The operator needs `get` on Secrets in the namespaces it serves.
 """
