@@ -139,11 +139,15 @@ class Masker:
         return longest
 
     def value(self, value: Any) -> Any:
-        """`value` (parsed JSON) with every string in it masked, keys included."""
+        """`value` (parsed JSON) with every string in it masked, keys included; a number whose
+        JSON form holds a secret (a PIN, a numeric token) becomes the string "***"."""
         if self._pattern is None:
             return value
         if isinstance(value, str):
             return self.text(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            written = json.dumps(value)
+            return value if self.text(written) == written else MASK
         if isinstance(value, list):
             return [self.value(item) for item in value]
         if isinstance(value, dict):

@@ -170,8 +170,9 @@ class ExecutionController:
 
 def is_retried(error: Exception) -> bool:
     """Whether retrying can help: a transient API error, a conflict, a permission that an
-    administrator may grant, an object gone meanwhile, a child name held by another owner."""
-    if isinstance(error, NotOurs):
+    administrator may grant, an object gone meanwhile, a child name held by another owner
+    (an Approval's: the next pass fails its step, ApprovalNameTaken)."""
+    if isinstance(error, NotOurs | ApprovalNameTaken):
         return True
     return isinstance(error, KubeError) and (error.transient or error.code in (401, 403, 404, 409))
 

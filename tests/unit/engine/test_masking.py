@@ -79,6 +79,12 @@ def test_outputs_are_masked_string_by_string() -> None:
     }
 
 
+def test_a_number_holding_a_secret_is_masked_in_outputs() -> None:
+    masker = Masker(["12345678"])
+    value = {"pin": 12345678, "f": 12345678.0, "other": 42, "flag": True}
+    assert masker.value(value) == {"pin": MASK, "f": MASK, "other": 42, "flag": True}
+
+
 def test_no_values_change_nothing() -> None:
     assert mask("anything at all", []) == "anything at all"
     assert not Masker([])

@@ -16,7 +16,7 @@ from koos.api.template import TemplateSpec
 from koos.engine.facts import ExecutionSnapshot, JobFacts, Plan, TemplateFacts
 from koos.handlers import execution as handler
 from koos.handlers import metrics
-from koos.k8s.apply import NotOurs
+from koos.k8s.apply import ApprovalNameTaken, NotOurs
 from koos.k8s.client import KubeError
 
 SPEC = TemplateSpec.model_validate(
@@ -115,6 +115,7 @@ async def test_a_plan_the_api_server_refuses_ends_the_run(
         (KubeError(429, "TooManyRequests", "slow down"), "throttled"),
         (KubeError(409, "Conflict", "changed"), "conflict"),
         (NotOurs("demo-approve"), "conflict"),
+        (ApprovalNameTaken("demo-approve"), "conflict"),
     ],
 )
 async def test_what_retrying_can_mend_is_retried_and_labelled_as_itself(
