@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -136,7 +136,11 @@ class ExecutionController:
                 self.bodies.distrust(key)  # a status write may have landed, its version unknown
                 if is_retried(error):
                     raise
+                created = {str(m["metadata"]["name"]) for m in plan.create_jobs}
                 plan = self._stopped(snapshot, now, "the API server refused the plan", error)
+                # Jobs this same plan created before the refusal are not in the snapshot:
+                # stop them too, or they would run on with nobody watching.
+                plan = replace(plan, delete_jobs=tuple(sorted({*plan.delete_jobs, *created})))
                 written = await apply_plan(self.kube, snapshot, plan)
             break
         self.queue.wrote(key, written)

@@ -107,6 +107,23 @@ async def test_a_plan_the_api_server_refuses_ends_the_run(
     assert "Too long" in (plan.status.message or "")
 
 
+async def test_jobs_the_refused_plan_created_are_stopped_with_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plan whose Job creates landed before the API server refused a later write: those
+    Jobs are in no snapshot, and must not run on after the run has failed."""
+    planned = Plan(
+        status=snapshot().status,
+        create_jobs=({"metadata": {"name": "demo-b-1"}},),
+    )
+    monkeypatch.setattr(handler.planner, "plan", lambda *_: planned)
+    harness = Harness(monkeypatch, [KubeError(422, "Invalid", "refused")])
+    await harness.reconcile()
+    [stopped] = harness.applied
+    assert stopped.status.phase == "Failed"
+    assert stopped.delete_jobs == ("demo-a-1", "demo-b-1")
+
+
 @pytest.mark.parametrize(
     ("error", "kind"),
     [
