@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
+from koos.api.template import TemplateSpec
+from koos.engine.approval_proof import template_hash
 from koos.sandbox.testing import wait_for
 
 from .gates import OperatorThread, sandbox_and_kubectl
@@ -236,6 +238,36 @@ def test_a_status_patch_of_the_execution_opens_no_gate(gate: Bypass) -> None:
     succeeded = next(c for c in failed["status"]["conditions"] if c["type"] == "Succeeded")
     assert succeeded["reason"] == "StatusTampered"
     assert "written by someone else" in failed["status"]["message"]
+    assert gate.restart_jobs() == []
+    assert gate.kubectl("get", "jobs", "-l", "koos.io/step=side", "-o", "name") == ""
+
+
+def test_an_approve_step_taken_out_of_the_template_snapshot_stops_the_run(gate: Bypass) -> None:
+    """status.template is user-writable too: dropping the approve step from the snapshot (with
+    its hash recomputed) breaks the seal koos wrote at start, and nothing more runs."""
+    gate.runbook("gate-t")
+    create(gate, "t-1", "gate-t")
+    gate.wait_step("t-1", "approve", "Running")
+    status = gate.execution("t-1")["status"]
+    template = status["template"]
+    steps = [s for s in template["spec"]["steps"] if s["name"] != "approve"]
+    for step in steps:
+        step["dependsOn"] = [d for d in step.get("dependsOn", []) if d != "approve"]
+    template["spec"]["steps"] = steps
+    template["hash"] = template_hash(TemplateSpec.model_validate(template["spec"]))
+    records = [r for r in status["steps"] if r["name"] != "approve"]
+    patch = json.dumps({"status": {"template": template, "steps": records}})
+    gate.take_out_webhooks()
+
+    gate.kubectl("patch", "exe", "t-1", "--subresource=status", "--type=merge", "-p", patch)
+
+    failed = wait_for(
+        lambda: (e := gate.execution("t-1"))["status"].get("phase") == "Failed" and e,
+        what="the tampered run to fail",
+    )
+    succeeded = next(c for c in failed["status"]["conditions"] if c["type"] == "Succeeded")
+    assert succeeded["reason"] == "StatusTampered"
+    assert "sealed" in failed["status"]["message"]
     assert gate.restart_jobs() == []
     assert gate.kubectl("get", "jobs", "-l", "koos.io/step=side", "-o", "name") == ""
 

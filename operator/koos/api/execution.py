@@ -108,6 +108,11 @@ class ExecutionStatus(KoosModel):
         json_schema_extra=PRESERVE,
     )
     steps: list[StepStatus] | None = Field(default=None, description="Per-step records.")
+    seal: str | None = Field(
+        default=None,
+        description="koos's signature over the run's uid, template snapshot and parameters, "
+        "written at start; a run whose seal does not verify is stopped (StatusTampered).",
+    )
     outputs: dict[str, Any] | None = Field(
         default=None, description="The template's outputs, rendered.", json_schema_extra=PRESERVE
     )

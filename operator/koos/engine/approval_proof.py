@@ -12,6 +12,15 @@ Invariants:
 - Every approve step that koos settles carries a `proof` (an HMAC over the run's uid, the
   step and how it ended); a settled approve step without a valid one was written by someone
   else, and the run fails with reason StatusTampered instead of going past the gate.
+- A started run carries a `seal` (an HMAC over its uid, the snapshotted template's name, uid,
+  generation and recomputed sha256, and the resolved parameters): the list of approve steps,
+  every script and every parameter value the run follows are koos's own. A seal that does not
+  verify, a `hash` that is not the template's, or no seal at all on a run with a template (runs
+  started before koos sealed them; koos is pre-release, so they are not grandfathered) all
+  mean someone else wrote the status: StatusTampered, as above.
+- Without a signing key (unit tests only) nothing is signed nor checked.
+- Hashes and seals are over canonical JSON (sorted keys, integral floats as integers), so a
+  status that went through the API server's JSON round trip (1.0 read back as 1) still verifies.
 """
 
 from __future__ import annotations
@@ -27,8 +36,8 @@ from pydantic import ValidationError
 
 from koos.api.approval import ApprovalSpec
 from koos.api.constants import ANNOTATION_DECISIONS
-from koos.api.execution import StepStatus
-from koos.api.template import Step
+from koos.api.execution import ExecutionStatus, ResolvedTemplate, StepStatus
+from koos.api.template import Step, TemplateSpec
 from koos.engine.approval import decide_approval, decode_record, is_signed_request
 from koos.engine.facts import ApprovalFacts
 
@@ -139,3 +148,67 @@ def sealed(
             record = record.model_copy(update={"proof": step_proof(key, execution_uid, record)})
         out.append(record)
     return out
+
+
+def _normal(value: Any) -> Any:
+    """`value` as it reads back after a JSON round trip through the API server, which keeps
+    no distinction between 1.0 and 1."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {str(k): _normal(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normal(v) for v in value]
+    return value
+
+
+def canonical(value: Any) -> bytes:
+    """The canonical JSON of `value`: what hashes and seals are computed over."""
+    normal = _normal(value)
+    return json.dumps(normal, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def template_hash(spec: TemplateSpec) -> str:
+    """sha256 of the template spec's canonical JSON."""
+    data = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return hashlib.sha256(canonical(data)).hexdigest()
+
+
+def run_seal(
+    key: bytes, execution_uid: str, template: ResolvedTemplate, parameters: Mapping[str, Any]
+) -> str:
+    """The signature of what a run follows: its template snapshot and its parameters."""
+    content = {
+        "uid": execution_uid,
+        "template": {
+            "name": template.name,
+            "uid": template.uid,
+            "generation": template.generation,
+            "hash": template_hash(template.spec),
+        },
+        "parameters": dict(parameters),
+    }
+    return hmac.new(key, b"run\0" + canonical(content), hashlib.sha256).hexdigest()
+
+
+def unsealed(key: bytes | None, execution_uid: str, status: ExecutionStatus) -> str | None:
+    """Why the run's template snapshot or parameters cannot be koos's own (None when they
+    can): a hash that is not the template's, or a seal missing or not valid for them."""
+    if key is None or status.template is None:
+        return None
+    template = status.template
+    wrong = None
+    if template.hash != template_hash(template.spec):
+        wrong = "status.template.hash is not the hash of status.template.spec"
+    elif not status.seal:
+        wrong = "the run carries no seal over its template and parameters"
+    else:
+        wanted = run_seal(key, execution_uid, template, status.parameters or {})
+        if not hmac.compare_digest(status.seal.encode(), wanted.encode()):
+            wrong = "status.template or status.parameters differ from what koos sealed at start"
+    if wrong is None:
+        return None
+    return (
+        f"{wrong}: the Execution's status was written by someone else. The run is stopped; "
+        "nobody but koos may have patch or update on executions/status."
+    )

@@ -21,8 +21,9 @@ A failed attempt with retries left stays Running with a `retryTime`. A step with
 Aborted); running ones finish. Finally steps start once every main step has settled and
 always run. Terminal phases never change again.
 
-An approve step recorded as settled without koos's proof (`approval_proof`) means someone
-else wrote the status: the run fails at once (reason StatusTampered) and nothing more runs.
+An approve step recorded as settled without koos's proof (`approval_proof`), or a template
+snapshot or parameters that do not match the seal koos wrote at start, means someone else
+wrote the status: the run fails at once (reason StatusTampered) and nothing more runs.
 
 Invariants: the template is resolved once and kept in status (edits to it never change a
 running Execution); secret parameter values never enter the status or the plan (only their
@@ -36,7 +37,6 @@ its message (`plan_failure`), rather than being retried forever with no phase.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import replace
 from datetime import datetime
@@ -115,6 +115,10 @@ def plan(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
 
 def _tampering(snapshot: ExecutionSnapshot, status: ExecutionStatus) -> str | None:
     assert status.template is not None
+    # The seal first: the proofs below trust the template's list of approve steps.
+    unsealed = approval_proof.unsealed(snapshot.signing_key, snapshot.uid, status)
+    if unsealed is not None:
+        return unsealed
     spec = status.template.spec
     return approval_proof.tampered(
         snapshot.signing_key, snapshot.uid, spec.all_steps(), status.steps or []
@@ -222,8 +226,7 @@ def _start(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
                 "large data through a ConfigMap or Secret"
             ],
         )
-    spec_json = template.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
-    digest = hashlib.sha256(json.dumps(spec_json, sort_keys=True).encode()).hexdigest()
+    digest = approval_proof.template_hash(template.spec)
     resolved = ResolvedTemplate(
         name=template.name,
         uid=template.uid,
@@ -240,6 +243,9 @@ def _start(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
         steps=[StepStatus(name=s.name, phase="Pending") for s in template.spec.all_steps()],
         conditions=_conditions(snapshot, now, "Unknown", "Running", "The run has started."),
     )
+    if snapshot.signing_key is not None:
+        seal = approval_proof.run_seal(snapshot.signing_key, snapshot.uid, resolved, values)
+        status = status.model_copy(update={"seal": seal})
     message = f"Started a run of template {ref} ({len(status.steps or [])} steps)"
     return Plan(status=status, event=EventSpec("Normal", "Started", message))
 
