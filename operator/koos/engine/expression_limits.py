@@ -5,16 +5,19 @@ nothing a Template says may make it allocate or compute without bound. Every ope
 can grow a value is checked *before* it runs, on the sizes of its operands, so a refused
 operation never allocates its result:
 
-- `size(value)` is the deep size of a value: characters of a string, 1 for a number, a
-  boolean or null, 1 plus the sizes of the items (and keys) of a list or mapping. It walks at
-  most `MAX_SIZE + 1` nodes (it stops as soon as the bound is passed), so measuring is
-  bounded too;
-- no value an expression builds or returns is larger than `MAX_SIZE`, no integer longer than
-  `MAX_INTEGER_BITS` bits, no float infinite or NaN (JSON has no such number);
+- a value is measured in characters (of its strings) and items (every list item, key, value
+  and number, the containers included); measuring walks at most `MAX_ITEMS + 1` items (it
+  stops as soon as a bound is passed);
+- no value an expression builds or returns holds over `MAX_SIZE` characters or `MAX_ITEMS`
+  items (a list or object costs far more CPU per item than a string per character), no
+  integer longer than `MAX_INTEGER_BITS` bits, no float infinite or NaN (JSON has no such
+  number);
 - `*`, `+`, `~`, `join`, `string`, `tojson` (with any `indent`) and `replace` predict their
-  result's size from their operands and refuse past `MAX_SIZE`;
-- the sizes of all the values one rendering builds add up to at most `MAX_WORK` (the
-  budget), so a long text of operations each under the bound is refused too.
+  result's size from their operands and refuse past the bounds;
+- one rendering has a budget of `MAX_WORK`: the characters of every value it builds, and
+  `ITEM_COST` for every item any check walks (measuring an operand, checking a result), are
+  charged to it, so CPU spent on checks is bounded per rendering, not only per operation, and
+  a long text of operations each under the bounds is refused too.
 
 Everything here raises `LimitExceeded` (a SecurityError), which `koos.engine.expressions`
 turns into an ExpressionError naming the expression.
@@ -34,7 +37,9 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Undefined
 
 __all__ = [
+    "ITEM_COST",
     "MAX_INTEGER_BITS",
+    "MAX_ITEMS",
     "MAX_SIZE",
     "MAX_WORK",
     "LimitExceeded",
@@ -52,9 +57,15 @@ __all__ = [
 
 # Far above any output (4 KiB) or parameter a runbook needs; far below hurting the operator.
 MAX_SIZE = 1_000_000
+# Items (list items, keys and values of objects, numbers) cost far more CPU to walk than
+# characters, so a list or object is bounded ten times lower than a string.
+MAX_ITEMS = 100_000
 # 1,233 decimal digits: far beyond any count or size, and far below CPython's refusal to
 # print an integer of more than 4,300 digits (a ValueError wherever it is shown).
 MAX_INTEGER_BITS = 4096
+# The budget of one rendering, in characters; every item walked (measuring, checking) costs
+# ITEM_COST, so one rendering walks at most MAX_WORK / ITEM_COST = 500,000 items in all.
+ITEM_COST = 40
 MAX_WORK = 20 * MAX_SIZE
 # `tojson(indent=…)` is for reading; a wider indent only multiplies the output.
 MAX_INDENT = 16
@@ -89,73 +100,80 @@ def _charge(amount: int) -> None:
     current.left -= amount
     if current.left < 0:
         raise LimitExceeded(
-            f"the expression does too much work (its values add up to over {MAX_WORK} "
-            "characters or items)"
+            f"the expression does too much work (the values it builds and walks add up to "
+            f"over {MAX_WORK} characters, an item counting {ITEM_COST})"
         )
 
 
-def size(value: Any, limit: int = MAX_SIZE) -> int:
-    """The deep size of `value`, or `limit + 1` as soon as it is known to be larger."""
-    total = 0
+def _measure(value: Any, check_numbers: bool = False) -> tuple[int, int]:
+    """(characters, items) of `value`, stopping as soon as either passes its bound (so the
+    result then exceeds it); every item walked is charged to the budget, so measuring the
+    same large value again and again is bounded by the rendering's budget too.
+
+    With `check_numbers`, an integer or float met on the way is checked as well (one walk,
+    not one per number)."""
+    chars = items = 0
     stack = [value]
     while stack:
         item = stack.pop()
+        items += 1
         if isinstance(item, str):
-            total += max(len(item), 1)
+            chars += len(item)
         elif isinstance(item, Mapping):
-            total += 1
             for key, child in item.items():
                 stack.append(key)
                 stack.append(child)
         elif isinstance(item, list | tuple | set | frozenset):
-            total += 1
             stack.extend(item)
-        else:
-            total += 1
-        if total > limit:
-            return limit + 1
-    return total
+        elif check_numbers and not isinstance(item, bool):
+            _check_number(item, "an item of the result")
+        if chars > MAX_SIZE or items > MAX_ITEMS:
+            break
+    _charge(items * ITEM_COST)
+    return chars, items
+
+
+def size(value: Any, limit: int = MAX_SIZE) -> int:
+    """The deep size of `value` (characters and items), or `limit + 1` as soon as it is known
+    to be larger or to hold over MAX_ITEMS items."""
+    chars, items = _measure(value)
+    if items > MAX_ITEMS or chars + items > limit:
+        return limit + 1
+    return chars + items
 
 
 def _refuse_size(what: str) -> LimitExceeded:
-    return LimitExceeded(f"{what} would be longer than {MAX_SIZE} characters or items")
+    return LimitExceeded(
+        f"{what} would be longer than {MAX_SIZE} characters or hold over {MAX_ITEMS} items"
+    )
+
+
+def _check_number(value: Any, what: str) -> None:
+    if isinstance(value, int) and value.bit_length() > MAX_INTEGER_BITS:
+        raise LimitExceeded(f"{what} is an integer of over {MAX_INTEGER_BITS} bits")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise LimitExceeded(f"{what} is not a finite number")
 
 
 def checked(value: Any, what: str = "the result") -> Any:
     """`value` when it is within bounds (charged to the budget); LimitExceeded otherwise."""
     if isinstance(value, bool) or value is None or isinstance(value, Undefined):
         return value
-    if isinstance(value, int):
-        if value.bit_length() > MAX_INTEGER_BITS:
-            raise LimitExceeded(f"{what} is an integer of over {MAX_INTEGER_BITS} bits")
+    if isinstance(value, int | float):
+        _check_number(value, what)
         return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise LimitExceeded(f"{what} is not a finite number")
+    if isinstance(value, str):
+        if len(value) > MAX_SIZE:
+            raise _refuse_size(what)
+        _charge(len(value) + ITEM_COST)
         return value
-    measured = size(value)
-    if measured > MAX_SIZE:
+    # An integer or float inside a list is a result too (`[2 ** 4000 * 2 ** 4000]`): checked
+    # in the same walk that measures.
+    chars, items = _measure(value, check_numbers=True)
+    if chars > MAX_SIZE or items > MAX_ITEMS:
         raise _refuse_size(what)
-    _charge(measured)
-    if isinstance(value, list | tuple | Mapping):
-        # An integer or float inside a list is a result too (`[2 ** 4000 * 2 ** 4000]`).
-        for item in _numbers(value):
-            checked(item, what)
+    _charge(chars)
     return value
-
-
-def _numbers(value: Any) -> Iterator[int | float]:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, bool):
-            continue
-        if isinstance(item, int | float):
-            yield item
-        elif isinstance(item, Mapping):
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
 
 
 def _text_size(value: Any) -> int:
@@ -165,15 +183,23 @@ def _text_size(value: Any) -> int:
     if isinstance(value, int | float | bool) or value is None:
         return 32 if not isinstance(value, int) else value.bit_length() // 3 + 2
     # repr of a container: quotes, separators and escapes, at most ~8 characters per unit.
-    return 8 * size(value)
+    chars, items = _measure(value)
+    return 8 * (chars + items)
 
 
 def multiply(left: Any, right: Any) -> None:
     """Refuse `left * right` before it is computed when its result is too large."""
     for sequence, count in ((left, right), (right, left)):
-        if isinstance(sequence, str | list | tuple) and isinstance(count, int):
-            if count > 0 and size(sequence) * count > MAX_SIZE:
-                raise _refuse_size(f"{type(sequence).__name__} * {count}")
+        if isinstance(sequence, str) and isinstance(count, int):
+            if count > 0 and len(sequence) * count > MAX_SIZE:
+                raise _refuse_size(f"str * {count}")
+            return
+        if isinstance(sequence, list | tuple) and isinstance(count, int):
+            if count > 0:
+                chars, items = _measure(sequence)
+                # The copy holds `count` times the items, plus the list itself.
+                if chars * count > MAX_SIZE or (items - 1) * count + 1 > MAX_ITEMS:
+                    raise _refuse_size(f"{type(sequence).__name__} * {count}")
             return
     if (
         isinstance(left, int)
@@ -185,9 +211,15 @@ def multiply(left: Any, right: Any) -> None:
 
 def plus(left: Any, right: Any) -> None:
     """Refuse `left + right` before it is computed when its result is too large."""
-    both = isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
-    if both and size(left) + size(right) > MAX_SIZE:
-        raise _refuse_size("the sum")
+    if isinstance(left, str) and isinstance(right, str):
+        if len(left) + len(right) > MAX_SIZE:
+            raise _refuse_size("the sum")
+        return
+    if isinstance(left, list | tuple) and isinstance(right, list | tuple):
+        left_chars, left_items = _measure(left)
+        right_chars, right_items = _measure(right)
+        if left_chars + right_chars > MAX_SIZE or left_items + right_items - 1 > MAX_ITEMS:
+            raise _refuse_size("the sum")
 
 
 def concat(values: Iterable[Any]) -> str:
@@ -224,7 +256,10 @@ def join(value: Any, separator: Any = "", attribute: Any = None) -> str:
 
 def string(value: Any) -> str:
     """The `string` filter, refused before it is built when the text would be too long."""
-    if _text_size(value) > 8 * MAX_SIZE or size(value) > MAX_SIZE:
+    if isinstance(value, str):
+        return str(checked(value))
+    chars, items = _measure(value)
+    if chars > MAX_SIZE or items > MAX_ITEMS:
         raise _refuse_size("the text")
     return str(checked(_text(value)))
 
@@ -234,7 +269,8 @@ def tojson(value: Any, indent: int | None = None) -> str:
     <, >, & and ', which have no place in a container's environment or a Job spec)."""
     if indent is not None and not (isinstance(indent, int) and 0 <= indent <= MAX_INDENT):
         raise LimitExceeded(f"tojson indent must be a whole number from 0 to {MAX_INDENT}")
-    if size(value) > MAX_SIZE:
+    chars, items = _measure(value)
+    if chars > MAX_SIZE or items > MAX_ITEMS:
         raise _refuse_size("the JSON text")
     encoder = json.JSONEncoder(indent=indent, sort_keys=True, ensure_ascii=False)
     chunks: list[str] = []

@@ -13,7 +13,10 @@ Invariants:
 What a value that does not satisfy its schema is told comes from `koos.engine.schema_check`.
 Every `pattern` in a declaration (the parameter's own, and those inside `items`) must compile
 with RE2 (`koos.engine.patterns`), which evaluates it in linear time; defaults, enums, schemas
-and given values stay within `koos.engine.value_limits` (nesting, integer size).
+and given values stay within `koos.engine.value_limits` (nesting, integer size). A Template
+declares at most `MAX_PATTERNS` distinct patterns (counted before any is compiled: RE2 may
+take tens of milliseconds to refuse one), and `validate_parameters` stops between parameters
+when its caller's `stop()` says the time is up.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -37,12 +40,16 @@ from koos.engine.schema_check import A_TYPE, value_problems
 from koos.engine.value_limits import value_problem
 
 __all__ = [
+    "MAX_PATTERNS",
     "build_parameter_schema",
     "param_env_name",
     "param_env_value",
     "resolve_parameters",
     "validate_parameters",
 ]
+
+# Far above what a runbook declares; bounds what compiling a Template's patterns costs.
+MAX_PATTERNS = 256
 
 _CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
@@ -81,11 +88,30 @@ def build_parameter_schema(parameter: Parameter) -> dict[str, Any]:
     return schema
 
 
-def validate_parameters(parameters: Mapping[str, Parameter]) -> list[Problem]:
-    """Problems of the Template's parameter declarations, under `spec.parameters.<name>`."""
+def validate_parameters(
+    parameters: Mapping[str, Parameter],
+    stop: Callable[[], bool] | None = None,
+    max_problems: int | None = None,
+) -> list[Problem]:
+    """Problems of the Template's parameter declarations, under `spec.parameters.<name>`;
+    it returns early (with what it found) as soon as `stop()` is true or it found more than
+    `max_problems`, checked between parameters."""
+    distinct = _distinct_patterns(parameters)
+    if distinct > MAX_PATTERNS:
+        return [
+            Problem(
+                "spec.parameters",
+                f"the template declares {distinct} distinct patterns, over the limit of "
+                f"{MAX_PATTERNS}: use an enum, or share one pattern between parameters",
+            )
+        ]
     problems: list[Problem] = []
     env_names: dict[str, str] = {}
     for name, parameter in parameters.items():
+        if (stop is not None and stop()) or (
+            max_problems is not None and len(problems) > max_problems
+        ):
+            break
         path = f"spec.parameters.{name}"
         if not _PARAMETER_NAME.fullmatch(name):
             problems.append(
@@ -154,6 +180,31 @@ def _validate_declaration(path: str, parameter: Parameter) -> list[Problem]:
     if parameter.default is not None and not parameter.secret:
         problems.extend(value_problems(f"{path}.default", parameter.default, schema))
     return problems
+
+
+def _distinct_patterns(parameters: Mapping[str, Parameter]) -> int:
+    """How many distinct `pattern` texts the declarations hold, `items` schemas included
+    (walked without recursion: nesting is checked later, per parameter)."""
+    found: set[str] = set()
+    stack: list[Any] = []
+    for parameter in parameters.values():
+        if parameter.pattern is not None:
+            found.add(parameter.pattern)
+        stack.append(parameter.items)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            pattern = node.get("pattern")
+            if isinstance(pattern, str):
+                found.add(pattern)
+            stack.extend(
+                value
+                for key, value in node.items()
+                if key not in ("enum", "const", "default", "examples")
+            )
+        elif isinstance(node, list):
+            stack.extend(node)
+    return len(found)
 
 
 def _pattern_problems(path: str, schema: Any) -> Any:

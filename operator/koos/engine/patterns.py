@@ -10,7 +10,7 @@ matching takes time linear in the text, whatever the pattern:
   with a message saying so (`pattern_problem`);
 - RE2's `$` (no multi-line flag) ends the text, as ECMA-262's does in JSON-Schema: it does not
   match before a final newline the way Python's `$` does, so "web\\n" never passes `^[a-z]+$`;
-- compiled patterns are cached by text.
+- compiled patterns, and RE2's refusals, are cached by text.
 """
 
 from __future__ import annotations
@@ -38,28 +38,33 @@ def _options() -> Any:
 
 
 @functools.lru_cache(maxsize=1024)
-def _compiled(pattern: str) -> Any:
+def _compiled(pattern: str) -> tuple[Any, str | None]:
+    """(the compiled pattern, None), or (None, why RE2 refuses it).
+
+    The refusal is a return value, not an exception, so it is cached as well: lru_cache does
+    not keep exceptions, and a refused pattern can cost RE2 tens of milliseconds to give up
+    on (`\\pL{1,1000}z`), which a Template repeating it must not pay again and again."""
     try:
-        return re2.compile(pattern, _options())
+        return re2.compile(pattern, _options()), None
     except re2.error as error:
         detail = error.args[0] if error.args else error
         if isinstance(detail, bytes):
             detail = detail.decode("utf-8", "replace")
-        raise PatternError(
+        return None, (
             f"not a valid regular expression for RE2, the linear-time engine koos uses: "
             f"{detail} (backreferences and lookahead/lookbehind are not supported)"
-        ) from None
+        )
 
 
 def pattern_problem(pattern: str) -> str | None:
     """Why `pattern` is refused, or None when RE2 compiles it."""
-    try:
-        _compiled(pattern)
-    except PatternError as error:
-        return str(error)
-    return None
+    return _compiled(pattern)[1]
 
 
 def search(pattern: str, text: str) -> bool:
-    """Whether `pattern` matches somewhere in `text` (JSON-Schema's `pattern` searches)."""
-    return _compiled(pattern).search(text) is not None
+    """Whether `pattern` matches somewhere in `text` (JSON-Schema's `pattern` searches);
+    PatternError when RE2 refuses the pattern."""
+    compiled, problem = _compiled(pattern)
+    if compiled is None:
+        raise PatternError(problem)
+    return compiled.search(text) is not None

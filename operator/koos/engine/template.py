@@ -21,6 +21,11 @@ Invariants of a valid spec, relied upon by the planner and the Job builder:
   annotation of at most 256 KiB. A spec over the limit is refused before anything else is
   checked, so a huge spec costs no further validation.
 
+Validation's own cost is bounded too (review of issue 10): it lists at most `MAX_PROBLEMS`
+problems (then "…and more"), and stops between parameters and between steps as soon as the
+caller's `stop()` is true (the admission webhook's deadline: the engine has no clock), so
+validation that ran out of time gives its worker back instead of holding it.
+
 The checks of each step's own fields live in `koos.engine.template_structure`, those of
 expressions and what they read in `koos.engine.template_reference`; this module runs them in
 order and re-exports `STEP_NAME_MAX_LENGTH` and `step_expressions`.
@@ -29,6 +34,7 @@ order and re-exports `STEP_NAME_MAX_LENGTH` and `step_expressions`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
@@ -54,6 +60,7 @@ from koos.engine.template_structure import (
 from koos.engine.value_limits import MAX_NESTING
 
 __all__ = [
+    "MAX_PROBLEMS",
     "MAX_SPEC_BYTES",
     "STEP_NAME_MAX_LENGTH",
     "Problem",
@@ -67,6 +74,12 @@ __all__ = [
 
 
 MAX_SPEC_BYTES = 128 * 1024
+# Enough to fix a template by; more only costs (each may be an RE2 refusal) and reads worse.
+MAX_PROBLEMS = 50
+STOPPED = (
+    "validation ran out of time and stopped here: make the template smaller or simpler "
+    "(fewer steps, parameters, patterns and expressions)"
+)
 _DEPTH_HINT = f"keep defaults, enums and schemas within {MAX_NESTING} levels of nesting"
 
 
@@ -105,9 +118,10 @@ def effective_dependencies(spec: TemplateSpec) -> dict[str, tuple[str, ...]]:
     return dependencies
 
 
-def validate_template(spec: TemplateSpec) -> list[Problem]:
-    """Every problem of `spec`, [] when it is valid: its size, parameters, then step by step,
-    then cycles and the template's outputs."""
+def validate_template(spec: TemplateSpec, stop: Callable[[], bool] | None = None) -> list[Problem]:
+    """Every problem of `spec` (at most MAX_PROBLEMS, then "…and more"), [] when it is valid:
+    its size, parameters, then step by step, then cycles and the template's outputs. As soon
+    as `stop()` is true (checked between parameters and steps) it ends with STOPPED."""
     try:
         too_large = size_problem(spec_bytes(spec))
     except (ValueError, RecursionError):
@@ -121,20 +135,40 @@ def validate_template(spec: TemplateSpec) -> list[Problem]:
         Place(step, f"spec.finally[{i}]", True) for i, step in enumerate(spec.finally_ or [])
     ]
     dependencies = effective_dependencies(spec)
-    problems = validate_parameters(spec.parameters)
+    problems: list[Problem] = []
+    stopped = False
+
+    def done() -> bool:
+        nonlocal stopped
+        stopped = stopped or (stop is not None and stop())
+        return stopped or len(problems) > MAX_PROBLEMS
+
+    problems += validate_parameters(spec.parameters, done, MAX_PROBLEMS)
     names: dict[str, str] = {}
     for place in places:
+        if done():
+            return _capped(problems, stopped)
         problems += validate_name(place, names)
         problems += validate_depends_on(place, places)
         problems += validate_action(place)
         problems += validate_durations(place)
         problems += validate_env(place)
         problems += validate_step_expressions(spec, place, places, dependencies)
+    if done():
+        return _capped(problems, stopped)
     problems += validate_cycles(places, dependencies)
     main = frozenset(place.step.name for place in places if not place.final)
     scope = Scope(readable=main, own=None, final=False, outputs=True, pasted=False)
     for key, text in (spec.outputs or {}).items():
         problems += validate_expression(f"spec.outputs.{key}", text, scope, spec, places)
+    return _capped(problems, stopped)
+
+
+def _capped(problems: list[Problem], stopped: bool) -> list[Problem]:
+    if len(problems) > MAX_PROBLEMS:
+        problems = [*problems[:MAX_PROBLEMS], Problem("spec", "…and more")]
+    if stopped:
+        problems = [*problems, Problem("spec", STOPPED)]
     return problems
 
 

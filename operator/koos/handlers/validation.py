@@ -12,16 +12,23 @@ in a small pool of worker threads and waits at most `TIMEOUT` seconds for it:
   every few milliseconds);
 - at most `WORKERS` validations run at once; more wait for a worker, within the same bound;
 - past the bound the request is refused with a message that says so (failurePolicy Fail: it
-  is refused, never let through). A thread cannot be stopped, so the work goes on in the
-  background until it ends; every check it makes is bounded in size and time by the engine
-  (RE2 patterns, bounded expressions, size limits), so it does end.
+  is refused, never let through). A thread cannot be stopped, so a function that declares a
+  `deadline` parameter (`template_problems`) is given the monotonic time by which the caller
+  gives up — counted from the request, waiting for a worker included — and the engine's
+  validation checks it between parameters and steps and returns early: a validation that
+  ran out of time gives its worker back at once instead of holding it while later requests
+  queue behind it. Each unit of work between two checks is bounded by the engine (RE2
+  patterns with their refusals cached, at most 256 distinct patterns and 50 problems,
+  bounded expressions, size limits).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import json
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -56,9 +63,13 @@ async def run_bounded(
     function: Callable[..., Result], *args: object, what: str, timeout: float = TIMEOUT
 ) -> Result:
     """`function(*args)` in a worker thread; kopf.AdmissionError when it takes over
-    `timeout` seconds (waiting for a worker included)."""
+    `timeout` seconds (waiting for a worker included). A `function` with a `deadline`
+    parameter is given `deadline=` the monotonic time at which the caller gives up."""
     loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(_executor(), functools.partial(function, *args))
+    call = functools.partial(function, *args)
+    if "deadline" in inspect.signature(function).parameters:
+        call = functools.partial(call, deadline=time.monotonic() + timeout)
+    future = loop.run_in_executor(_executor(), call)
     try:
         return await asyncio.wait_for(asyncio.shield(future), timeout)
     except TimeoutError:
@@ -70,15 +81,20 @@ async def run_bounded(
         ) from None
 
 
-def template_problems(spec: dict[str, Any]) -> list[str]:
-    """Every problem of a Template's spec as the webhook lists them (run in a worker)."""
+def template_problems(spec: dict[str, Any], deadline: float | None = None) -> list[str]:
+    """Every problem of a Template's spec as the webhook lists them (run in a worker); it
+    stops early, saying so, once `time.monotonic()` passes `deadline`."""
     # Refused before parsing: a spec far over the limit costs no model building.
     size = len(json.dumps(spec, separators=(",", ":"), ensure_ascii=False).encode())
     too_large = size_problem(size)
     if too_large is not None:
         return [str(too_large)]
+
+    def stop() -> bool:
+        return deadline is not None and time.monotonic() > deadline
+
     try:
-        return [str(p) for p in validate_template(TemplateSpec.model_validate(spec))]
+        return [str(p) for p in validate_template(TemplateSpec.model_validate(spec), stop)]
     except ValidationError as error:
         return [str(p) for p in problems_from_pydantic(error)]
 

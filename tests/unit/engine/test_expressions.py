@@ -292,3 +292,37 @@ def test_is_true_shows_a_large_value_shortly() -> None:
     with pytest.raises(ExpressionError) as raised:
         is_true(10**1000)
     assert len(str(raised.value)) < 200
+
+
+# Review of issue 10: checks counted sizes, not CPU; every item walked is now charged.
+def test_render_refuses_lists_past_the_item_bound_before_walking_them() -> None:
+    with pytest.raises(ExpressionError, match=r"over 100000 items"):
+        render("{{ (([1]*499999)+([1]*499999))|length }}", CONTEXT)
+    with pytest.raises(ExpressionError, match=r"over 100000 items"):
+        render("{{ [[0] * 60000, [0] * 60000] | tojson }}", CONTEXT)
+    # Strings keep their bound of 10^6 characters.
+    assert render("{{ ('a' * 999999) | length }}", CONTEXT) == 999999
+
+
+def test_render_charges_every_item_walked_to_one_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    from koos.engine import expression_limits as limits
+
+    charged: list[int] = []
+    original = limits._charge
+
+    def counting(amount: int) -> None:
+        charged.append(amount)
+        original(amount)
+
+    monkeypatch.setattr(limits, "_charge", counting)
+    # Each term is within the bounds; twelve of them walk ~3.6 million items in checks.
+    term = "(([1]*49999)+([1]*49999))|length"
+    with pytest.raises(ExpressionError, match="too much work"):
+        render("{{ " + " + ".join([term] * 12) + " }}", CONTEXT)
+    # The walk stopped at the budget: at most one more walk of the largest value past it.
+    assert sum(charged) <= limits.MAX_WORK + (limits.MAX_ITEMS + 1) * limits.ITEM_COST
+    assert sum(charged) > limits.MAX_WORK
+    charged.clear()
+    # A single term is well within the budget.
+    assert render("{{ " + term + " }}", CONTEXT) == 99998
+    assert sum(charged) < limits.MAX_WORK

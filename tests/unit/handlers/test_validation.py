@@ -58,3 +58,37 @@ async def test_a_backtracking_pattern_no_longer_stalls_template_validation() -> 
     assert problems == [
         'spec.parameters.p.default: must match the pattern ^(a+)+$, got string "' + "a" * 40 + 'b"'
     ]
+
+
+def test_template_problems_past_its_deadline_returns_without_validating() -> None:
+    import time
+
+    from koos.engine.template import STOPPED
+
+    parameters = {f"p{i}": {"type": "string", "pattern": rf"\pL{{1,1000}}z{i}"} for i in range(200)}
+    spec = {
+        "parameters": parameters,
+        "steps": [{"name": "a", "run": {"image": "b", "script": "x"}}],
+    }
+    # A deadline already past: not one of the 200 costly patterns is compiled.
+    from koos.engine import patterns
+
+    patterns._compiled.cache_clear()
+    problems = template_problems(spec, deadline=time.monotonic() - 1)
+    assert problems == [f"spec: {STOPPED}"]
+    assert patterns._compiled.cache_info().misses == 0
+
+
+async def test_run_bounded_gives_a_deadline_to_functions_that_take_one() -> None:
+    import time
+
+    seen: list[float] = []
+
+    def takes(value: int, deadline: float) -> int:
+        seen.append(deadline)
+        return value
+
+    before = time.monotonic()
+    assert await run_bounded(takes, 7, what="template", timeout=5) == 7
+    [deadline] = seen
+    assert before + 5 <= deadline <= time.monotonic() + 5
