@@ -38,9 +38,9 @@ from typing import Any
 import aiohttp
 from benchlib import client, latency_row, start_operator, stop_operator
 
-from koos.sandbox.app import SandboxThread
-from koos.sandbox.audit import summarize
-from koos.sandbox.store import Event
+from koos_sandbox.app import SandboxThread
+from koos_sandbox.audit import summarize
+from koos_sandbox.store import Event
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = "default"

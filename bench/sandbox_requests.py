@@ -1,6 +1,6 @@
 """How many simple requests per second the sandbox serves: GET, merge-PATCH, watch events.
 
-The sandbox runs as `koos sandbox` in a process of its own (as for the demo), the load comes
+The sandbox runs as `koos-sandbox` in a process of its own (as for the demo), the load comes
 from this process over HTTPS on loopback with a few concurrent connections. Every loop is
 bounded in count and time. Usage:
 
@@ -35,8 +35,7 @@ def start_sandbox(workdir: Path) -> tuple[subprocess.Popen[str], str, str, ssl.S
         [
             sys.executable,
             "-m",
-            "koos.cli.main",
-            "sandbox",
+            "koos_sandbox",
             "--kubeconfig",
             str(kubeconfig),
             "--jobs",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from koos.sandbox.app import Sandbox, SandboxThread
-from koos.sandbox.testing import Kubectl
+from koos_sandbox.app import Sandbox, SandboxThread
+from koos_sandbox.testing import Kubectl
 
 ROOT = Path(__file__).resolve().parents[1]
 

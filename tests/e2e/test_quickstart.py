@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from koos.sandbox.testing import Kubectl
+from koos_sandbox.testing import Kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECONFIG = os.environ.get("KOOS_E2E_KUBECONFIG", "")

@@ -14,10 +14,10 @@ import pytest
 import yaml
 
 from koos.handlers.operator import Options, run
-from koos.sandbox.app import Sandbox
-from koos.sandbox.auth import UserInfo
-from koos.sandbox.testing import async_wait_for
-from koos.sandbox.writes import WriteOptions
+from koos_sandbox.app import Sandbox
+from koos_sandbox.auth import UserInfo
+from koos_sandbox.testing import async_wait_for
+from koos_sandbox.writes import WriteOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "default"

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from koos.handlers.operator import Options, run
-from koos.sandbox.app import SandboxThread
-from koos.sandbox.testing import Kubectl
+from koos_sandbox.app import SandboxThread
+from koos_sandbox.testing import Kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
 SRE = {"approvers": {"groups": ["sre"]}, "message": "Restart {{ params.target }}?"}

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from koos.sandbox.testing import Kubectl, wait_for
+from koos_sandbox.testing import Kubectl, wait_for
 
 from .gates import SRE, OperatorThread, execution_manifest, sandbox_and_kubectl
 

@@ -8,9 +8,9 @@ import time
 import pytest
 import yaml
 
-from koos.sandbox.errors import ApiError
-from koos.sandbox.store import Event
-from koos.sandbox.testing import async_wait_for
+from koos_sandbox.errors import ApiError
+from koos_sandbox.store import Event
+from koos_sandbox.testing import async_wait_for
 
 from .conftest import NS, ROOT, Koos
 

@@ -20,7 +20,7 @@ import yaml
 
 from koos.api.template import TemplateSpec
 from koos.engine.approval_proof import template_hash
-from koos.sandbox.testing import wait_for
+from koos_sandbox.testing import wait_for
 
 from .gates import OperatorThread, sandbox_and_kubectl
 

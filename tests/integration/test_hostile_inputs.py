@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from koos.sandbox.errors import ApiError
+from koos_sandbox.errors import ApiError
 
 from .conftest import NS, Koos
 

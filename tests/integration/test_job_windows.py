@@ -20,9 +20,9 @@ import pytest
 from koos.handlers.execution import ExecutionController
 from koos.k8s.client import Kube, KubeError
 from koos.k8s.gather import compact_job
-from koos.sandbox.app import Sandbox
-from koos.sandbox.testing import async_wait_for
-from koos.sandbox.writes import WriteOptions
+from koos_sandbox.app import Sandbox
+from koos_sandbox.testing import async_wait_for
+from koos_sandbox.writes import WriteOptions
 
 from .conftest import NS, ROOT, Koos
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from koos.sandbox.app import SandboxThread
-from koos.sandbox.testing import Kubectl, wait_for
+from koos_sandbox.app import SandboxThread
+from koos_sandbox.testing import Kubectl, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart"

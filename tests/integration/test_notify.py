@@ -10,8 +10,8 @@ from pathlib import Path
 from koos.api.approval import ApprovalStatus
 from koos.handlers.notify import Notifier
 from koos.k8s.client import Kube
-from koos.sandbox.app import Sandbox
-from koos.sandbox.testing import async_wait_for
+from koos_sandbox.app import Sandbox
+from koos_sandbox.testing import async_wait_for
 
 
 def _closed_port() -> int:

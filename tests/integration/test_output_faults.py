@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from koos.sandbox.store import Event
-from koos.sandbox.testing import Timeout
+from koos_sandbox.store import Event
+from koos_sandbox.testing import Timeout
 
 from .conftest import Koos
 

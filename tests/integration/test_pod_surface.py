@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from koos.sandbox.testing import async_wait_for
+from koos_sandbox.testing import async_wait_for
 
 from .conftest import NS, Koos
 

@@ -21,8 +21,8 @@ from typing import IO, Any
 import pytest
 
 from koos.handlers import metrics
-from koos.sandbox.app import Sandbox
-from koos.sandbox.testing import async_wait_for
+from koos_sandbox.app import Sandbox
+from koos_sandbox.testing import async_wait_for
 
 from .conftest import NS, ROOT, Koos
 

@@ -7,10 +7,10 @@ import pytest
 import yaml
 
 from koos.handlers.admission import own_requests_skipped
-from koos.sandbox.auth import UserInfo
-from koos.sandbox.errors import ApiError
-from koos.sandbox.testing import async_wait_for
-from koos.sandbox.writes import WriteOptions
+from koos_sandbox.auth import UserInfo
+from koos_sandbox.errors import ApiError
+from koos_sandbox.testing import async_wait_for
+from koos_sandbox.writes import WriteOptions
 
 from .conftest import Koos
 

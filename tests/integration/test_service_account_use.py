@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from koos.sandbox.auth import DenyRule, UserInfo
-from koos.sandbox.errors import ApiError
-from koos.sandbox.writes import WriteOptions
+from koos_sandbox.auth import DenyRule, UserInfo
+from koos_sandbox.errors import ApiError
+from koos_sandbox.writes import WriteOptions
 
 from .conftest import NS, Koos
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from koos.sandbox.testing import wait_for
+from koos_sandbox.testing import wait_for
 
 from .gates import SRE, OperatorThread, sandbox_and_kubectl
 

@@ -25,10 +25,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from koos.sandbox.admission import request_warnings, reset_request_warnings
-from koos.sandbox.app import Sandbox
-from koos.sandbox.auth import UserInfo
-from koos.sandbox.writes import AdmissionRequest
+from koos_sandbox.admission import request_warnings, reset_request_warnings
+from koos_sandbox.app import Sandbox
+from koos_sandbox.auth import UserInfo
+from koos_sandbox.writes import AdmissionRequest
 
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 MUTATING = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"

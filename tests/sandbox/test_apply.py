@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 import yaml
 
-from koos.sandbox.app import Sandbox
-from koos.sandbox.testing import Kubectl
+from koos_sandbox.app import Sandbox
+from koos_sandbox.testing import Kubectl
 
 CM = "/api/v1/namespaces/default/configmaps"
 APPLY = {"Content-Type": "application/apply-patch+yaml"}

@@ -1,4 +1,4 @@
-"""`koos sandbox` as a person runs it: ready line, a working kubeconfig, a clean stop."""
+"""`koos-sandbox` as a person runs it: ready line, a working kubeconfig, a clean stop."""
 
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ def test_koos_sandbox_serves_until_signalled(tmp_path: Path, stop: signal.Signal
         [
             sys.executable,
             "-m",
-            "koos.cli.main",
-            "sandbox",
+            "koos_sandbox",
             "--kubeconfig",
             str(kubeconfig),
             "--user",

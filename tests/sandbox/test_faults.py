@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from koos.sandbox.app import Sandbox
+from koos_sandbox.app import Sandbox
 
 CM = "/api/v1/namespaces/default/configmaps"
 

@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 import yaml
 
-from koos.sandbox.app import Sandbox
-from koos.sandbox.testing import async_wait_for
-from koos.sandbox.writes import AdmissionRequest, WriteOptions
+from koos_sandbox.app import Sandbox
+from koos_sandbox.testing import async_wait_for
+from koos_sandbox.writes import AdmissionRequest, WriteOptions
 
 CM = "/api/v1/namespaces/default/configmaps"
 CRD = Path(__file__).resolve().parents[2] / "examples" / "sandbox" / "crd.yaml"

@@ -12,11 +12,11 @@ import aiohttp
 import pytest
 import yaml
 
-from koos.sandbox import jobs
-from koos.sandbox.app import Sandbox
-from koos.sandbox.errors import ApiError
-from koos.sandbox.testing import async_wait_for
-from koos.sandbox.writes import WriteOptions
+from koos_sandbox import jobs
+from koos_sandbox.app import Sandbox
+from koos_sandbox.errors import ApiError
+from koos_sandbox.testing import async_wait_for
+from koos_sandbox.writes import WriteOptions
 
 NS = "default"
 EXAMPLE_JOB = Path(__file__).resolve().parents[2] / "examples" / "sandbox" / "job.yaml"

@@ -16,9 +16,9 @@ import kopf
 import pytest
 import yaml
 
-from koos.sandbox.app import Sandbox
-from koos.sandbox.testing import async_wait_for
-from koos.sandbox.writes import WriteOptions
+from koos_sandbox.app import Sandbox
+from koos_sandbox.testing import async_wait_for
+from koos_sandbox.writes import WriteOptions
 
 CRD = Path(__file__).resolve().parents[2] / "examples" / "sandbox" / "crd.yaml"
 FINALIZER = "demo.koos.io/test-operator"

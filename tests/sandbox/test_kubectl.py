@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from koos.sandbox.app import Sandbox
-from koos.sandbox.testing import Kubectl, wait_for
+from koos_sandbox.app import Sandbox
+from koos_sandbox.testing import Kubectl, wait_for
 
 pytestmark = pytest.mark.kubectl
 
@@ -294,7 +294,7 @@ def test_contexts_act_as_their_users(kubectl: Kubectl) -> None:
 
 
 def test_a_denied_verb_is_forbidden(kubectl: Kubectl, sandbox: Sandbox) -> None:
-    from koos.sandbox.auth import DenyRule
+    from koos_sandbox.auth import DenyRule
 
     sandbox.deny(DenyRule(verb="delete", resource="configmaps", user="bob"))
     kubectl("create", "configmap", "guarded")

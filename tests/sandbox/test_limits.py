@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 import yaml
 
-from koos.sandbox import limits
-from koos.sandbox.app import Sandbox
-from koos.sandbox.testing import Kubectl
+from koos_sandbox import limits
+from koos_sandbox.app import Sandbox
+from koos_sandbox.testing import Kubectl
 
 CM = "/api/v1/namespaces/default/configmaps"
 DEEPS = "/apis/x.koos.io/v1/namespaces/default/deeps"
@@ -153,7 +153,7 @@ async def test_nesting_up_to_the_limit_works_on_every_path(http: aiohttp.ClientS
 async def test_deeper_nesting_is_a_400_on_every_path_and_never_a_recursion_error(
     http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.ERROR, "koos.sandbox")
+    caplog.set_level(logging.ERROR, "koos_sandbox")
     async with http.post(DEEPS, data=deep("ok", 10), headers=JSON) as r:
         assert r.status == 201
     attempts = [

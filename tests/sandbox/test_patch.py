@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from koos.sandbox.errors import ApiError
-from koos.sandbox.patch import (
+from koos_sandbox.errors import ApiError
+from koos_sandbox.patch import (
     check_strategic_supported,
     json_patch,
     merge_patch,

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from koos.sandbox.app import Sandbox
-from koos.sandbox.podstart import image_problem
-from koos.sandbox.testing import async_wait_for
-from koos.sandbox.writes import WriteOptions
+from koos_sandbox.app import Sandbox
+from koos_sandbox.podstart import image_problem
+from koos_sandbox.testing import async_wait_for
+from koos_sandbox.writes import WriteOptions
 
 NS = "default"
 

@@ -1,4 +1,4 @@
-"""koos.sandbox.protobuf: Kubernetes protobuf request bodies decode to the API server's JSON.
+"""koos_sandbox.protobuf: Kubernetes protobuf request bodies decode to the API server's JSON.
 
 Three kinds of evidence, each able to catch a wrong field number on its own:
 
@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from koos.sandbox import protobuf_fields as vocab
-from koos.sandbox import protobuf_schema as schema
-from koos.sandbox.errors import ApiError
-from koos.sandbox.protobuf import (
+from koos_sandbox import protobuf_fields as vocab
+from koos_sandbox import protobuf_schema as schema
+from koos_sandbox.errors import ApiError
+from koos_sandbox.protobuf import (
     MAGIC,
     UndecodableBody,
     decode_message,
@@ -39,7 +39,7 @@ from koos.sandbox.protobuf import (
     signed,
     supported_kinds,
 )
-from koos.sandbox.testing import Kubectl
+from koos_sandbox.testing import Kubectl
 
 # --- bytes by hand ---------------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from koos.sandbox import schema
-from koos.sandbox.goformat import go_float, go_json, go_quote, go_sharp_v
+from koos_sandbox import schema
+from koos_sandbox.goformat import go_float, go_json, go_quote, go_sharp_v
 
 
 def crd(spec: dict[str, Any], **root: Any) -> dict[str, Any]:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from koos.sandbox.errors import ApiError
-from koos.sandbox.selectors import (
+from koos_sandbox.errors import ApiError
+from koos_sandbox.selectors import (
     parse_field_selector,
     parse_label_selector,
     selector_from_dict,

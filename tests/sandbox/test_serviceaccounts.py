@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from koos.sandbox.app import Sandbox
-from koos.sandbox.errors import ApiError
-from koos.sandbox.testing import Kubectl, async_wait_for, wait_for
-from koos.sandbox.writes import WriteOptions
+from koos_sandbox.app import Sandbox
+from koos_sandbox.errors import ApiError
+from koos_sandbox.testing import Kubectl, async_wait_for, wait_for
+from koos_sandbox.writes import WriteOptions
 
 NS = "default"
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from koos.sandbox.errors import ApiError
-from koos.sandbox.registry import BUILTINS, ResourceType
-from koos.sandbox.tables import build_table, evaluate_jsonpath, human_duration
+from koos_sandbox.errors import ApiError
+from koos_sandbox.registry import BUILTINS, ResourceType
+from koos_sandbox.tables import build_table, evaluate_jsonpath, human_duration
 
 NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -1,6 +1,7 @@
 """`make demo`: the sandbox, the operator and the quickstart runbook, end to end.
 
-Starts `koos sandbox --jobs local` (steps run as local processes) and `koos operator`,
+Starts `koos-sandbox --jobs local` (steps run as local processes; a program of the sandbox
+distribution, run as a subprocess: the operator package never imports it) and `koos operator`,
 applies examples/quickstart with the real kubectl, shows the steps as they progress until
 the Execution succeeds, prints `kubectl get exe` and the outputs, then stops everything.
 Exits non-zero, saying why, when anything fails.
@@ -32,8 +33,7 @@ def _start_sandbox(workdir: Path, env: dict[str, str]) -> tuple[subprocess.Popen
     argv = [
         sys.executable,
         "-m",
-        "koos.cli.main",
-        "sandbox",
+        "koos_sandbox",
         "--kubeconfig",
         str(kubeconfig),
         "--jobs",
@@ -49,7 +49,7 @@ def _start_sandbox(workdir: Path, env: dict[str, str]) -> tuple[subprocess.Popen
     if "ready" not in line:
         proc.kill()
         raise DemoError(f"the sandbox did not start: {line.strip() or proc.wait()}")
-    print(f"$ koos sandbox --kubeconfig {kubeconfig} --jobs local --crds crds/\n{line.rstrip()}")
+    print(f"$ koos-sandbox --kubeconfig {kubeconfig} --jobs local --crds crds/\n{line.rstrip()}")
     return proc, kubeconfig
 
 

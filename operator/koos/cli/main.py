@@ -1,5 +1,5 @@
-"""`koos`: the command people run. Subcommands: `sandbox` (a local API server for tests and
-the demo). Later: `operator`, and the `kubectl-koos` plugin."""
+"""`koos`: the command people run. Subcommands: `operator` (the controller and its webhooks),
+`crds` and `demo` live beside it. The local API server is its own program, `koos-sandbox`."""
 
 from __future__ import annotations
 
@@ -7,47 +7,8 @@ import argparse
 import asyncio
 import gc
 import logging
-import signal
 import sys
 from collections.abc import Sequence
-
-
-def _parse_users(values: Sequence[str]) -> dict[str, tuple[str, ...]]:
-    users: dict[str, tuple[str, ...]] = {"alice": ("sre",), "bob": ("dev",)}
-    for value in values:
-        for item in value.split(";"):
-            name, _, groups = item.partition(":")
-            if not name:
-                raise argparse.ArgumentTypeError(f"--user {value!r}: expected NAME:GROUP,GROUP")
-            users[name] = tuple(g for g in groups.split(",") if g)
-    return users
-
-
-def _sandbox(args: argparse.Namespace) -> int:
-    from koos.sandbox.app import Sandbox
-
-    async def serve() -> None:
-        sandbox = Sandbox(
-            port=args.port,
-            crds=args.crds,
-            jobs_mode=args.jobs,
-            users=_parse_users(args.user),
-            seed=args.seed,
-        )
-        await sandbox.start()
-        sandbox.write_kubeconfig(args.kubeconfig)
-        print(f"koos sandbox ready at {sandbox.url} (kubeconfig: {args.kubeconfig})", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await sandbox.stop()
-        print("koos sandbox stopped", flush=True)
-
-    asyncio.run(serve())
-    return 0
-
 
 GC_YOUNG = 20_000
 
@@ -90,32 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="koos", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     commands = parser.add_subparsers(dest="command", required=True)
-    sandbox = commands.add_parser(
-        "sandbox",
-        help="run a local Kubernetes API server (and Job runner) for tests and demos",
-        description="Run the sandbox API server in the foreground on 127.0.0.1 until "
-        "SIGINT/SIGTERM. It writes a kubeconfig whose current context is an admin, with a "
-        "context per named user (default: alice in group sre, bob in group dev).",
-    )
-    sandbox.add_argument("--kubeconfig", required=True, help="where to write the kubeconfig")
-    sandbox.add_argument("--port", type=int, default=0, help="TCP port (default: any free one)")
-    sandbox.add_argument("--crds", help="a folder of CustomResourceDefinition YAML to load")
-    sandbox.add_argument(
-        "--jobs",
-        choices=("local", "scripted"),
-        default="local",
-        help="local: run containers' commands as local processes; scripted: tests decide",
-    )
-    sandbox.add_argument(
-        "--user",
-        action="append",
-        default=[],
-        metavar="NAME:GROUP,GROUP",
-        help="add a user with a context of their own (repeatable)",
-    )
-    sandbox.add_argument("--seed", type=int, default=0, help="seed of the fault injector")
-    sandbox.set_defaults(run=_sandbox)
-
     operator = commands.add_parser(
         "operator",
         help="run the koos operator against a cluster (or a sandbox)",

@@ -21,8 +21,8 @@ from koos.api.template import Template, TemplateSpec
 from koos.cli import crds as crds_cli
 from koos.engine.params import resolve_parameters
 from koos.engine.template import validate_template
-from koos.sandbox.jsonpath import find_results, parse
-from koos.sandbox.schema import apply_defaults, check_structural, prune, validate
+from koos_sandbox.jsonpath import find_results, parse
+from koos_sandbox.schema import apply_defaults, check_structural, prune, validate
 
 ROOT = Path(__file__).resolve().parents[3]
 CRDS_DIR = ROOT / "crds"
