@@ -77,3 +77,44 @@ def root_doc(registry: Registry) -> dict[str, Any]:
         digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
         paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest.upper()}"}
     return {"paths": paths}
+
+
+# OpenAPI v2 (`/openapi/v2`). kubectl reads it only for what its OpenAPI v3 index lacks: for a
+# group/version no resource serves (a kind whose CRD is not installed), it asks v2 whether
+# the kind supports server-side field validation, and a 404 there ends `kubectl apply` with
+# "failed to download openapi" instead of kube-apiserver's "no matches for kind". The paths
+# and definitions are left empty: every served group/version is answered from v3 first.
+# Asked for with an "@" (which Go's mime parser refuses in a Content-Type), answered without.
+V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+V2_INFO = {"title": "Kubernetes", "version": "v1.32.0"}
+
+
+def v2_doc() -> dict[str, Any]:
+    return {"swagger": "2.0", "info": dict(V2_INFO), "paths": {}, "definitions": {}}
+
+
+def v2_protobuf() -> bytes:
+    """The same document as gnostic's `openapi_v2.Document` message, as the API server
+    sends it to clients that ask for protobuf (client-go's discovery always does)."""
+    info = _text(1, V2_INFO["title"]) + _text(2, V2_INFO["version"])
+    return _text(1, "2.0") + _field(2, info) + _field(8, b"") + _field(9, b"")
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _text(number: int, text: str) -> bytes:
+    return _field(number, text.encode())
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)

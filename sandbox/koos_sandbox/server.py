@@ -171,6 +171,10 @@ class Server:
             return json_response(discovery.VERSION)
         if path == "/openapi/v3":
             return json_response(openapi.root_doc(self.state.registry))
+        if path == "/openapi/v2":
+            if "protobuf" in request.headers.get("Accept", ""):
+                return web.Response(body=openapi.v2_protobuf(), content_type=openapi.V2_PROTOBUF)
+            return json_response(openapi.v2_doc())
         if path.startswith("/openapi/v3/"):
             parsed_gv = parse_path(path[len("/openapi/v3") :])
             doc = None

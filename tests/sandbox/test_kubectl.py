@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from koos_sandbox.app import Sandbox
+from koos_sandbox.openapi import v2_protobuf
 from koos_sandbox.testing import Kubectl, wait_for
 
 pytestmark = pytest.mark.kubectl
@@ -41,6 +42,27 @@ def test_version_and_discovery(kubectl: Kubectl) -> None:
     resources = kubectl("api-resources")
     for expected in ("namespaces", "pods", "jobs", "leases", "customresourcedefinitions"):
         assert expected in resources
+
+
+@pytest.mark.parametrize("mode", [[], ["--server-side"]])
+def test_apply_of_a_kind_nobody_serves_says_to_install_the_crd(
+    kubectl: Kubectl, mode: list[str]
+) -> None:
+    """kubectl asks /openapi/v2 about a group/version that OpenAPI v3 does not list; a 404
+    there printed "failed to download openapi" where kube-apiserver's users read this."""
+    manifest = "apiVersion: foo.io/v1\nkind: Nope\nmetadata: {name: x, namespace: default}\n"
+    result = kubectl.run("apply", *mode, "-f", "-", input=manifest, check=False)
+    assert result.returncode == 1
+    assert 'no matches for kind "Nope" in version "foo.io/v1"' in result.stderr
+    assert "ensure CRDs are installed first" in result.stderr
+
+
+def test_openapi_v2_is_served_as_json_and_as_gnostic_protobuf(kubectl: Kubectl) -> None:
+    doc = json.loads(kubectl("get", "--raw", "/openapi/v2"))
+    assert doc["swagger"] == "2.0"
+    assert doc["info"]["title"] == "Kubernetes"
+    # swagger = 1 ("2.0"), then info = 2 (21 bytes) holding title = 1 ("Kubernetes").
+    assert v2_protobuf().startswith(b"\x0a\x032.0\x12\x15\x0a\x0aKubernetes")
 
 
 def test_apply_creates_then_updates_a_crd_and_an_object(kubectl: Kubectl) -> None:
