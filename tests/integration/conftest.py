@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import os
 import sys
 import threading
 import traceback
@@ -20,6 +22,8 @@ from koos_sandbox.app import Sandbox
 from koos_sandbox.auth import UserInfo
 from koos_sandbox.testing import async_wait_for
 from koos_sandbox.writes import WriteOptions
+
+from .api_harness import ApiKoos, skip_sandbox_only
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "default"
@@ -170,9 +174,45 @@ class Koos:
             self.thread = None
 
 
+def grounds() -> list[str]:
+    """Where the `koos` tests run: KOOS_GROUND = sandbox (the default), real (kube-apiserver,
+    kube-controller-manager and the node agent, built by `make controlplane`), both, or
+    sandbox-api (the API-only harness on a sandbox whose Jobs run as local processes: how a
+    change to the harness is tried without the real binaries)."""
+    chosen = os.environ.get("KOOS_GROUND", "sandbox")
+    return {"both": ["sandbox", "real"]}.get(chosen, [chosen])
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "koos" in metafunc.fixturenames:
+        metafunc.parametrize("ground", grounds(), indirect=False, scope="function")
+
+
 @pytest.fixture
-async def koos(tmp_path: Path) -> AsyncIterator[Koos]:
+async def koos(tmp_path: Path, ground: str, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     logging.getLogger("kopf").setLevel(logging.WARNING)
+    if ground == "sandbox":
+        async for harness in _sandbox_koos(tmp_path):
+            yield harness
+        return
+    if sandbox_only(request.node):
+        skip_sandbox_only()
+    if ground == "sandbox-api":
+        sandbox = Sandbox(crds=ROOT / "crds", jobs_mode="local", bookmark_interval=0.5)
+        await sandbox.start()
+        try:
+            kubeconfig = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
+            async for harness in _api_koos(kubeconfig):
+                yield harness
+        finally:
+            await sandbox.stop()
+        return
+    kubeconfig = request.getfixturevalue("real_ground").admin_kubeconfig
+    async for harness in _api_koos(kubeconfig):
+        yield harness
+
+
+async def _sandbox_koos(tmp_path: Path) -> AsyncIterator[Koos]:
     sandbox = Sandbox(crds=ROOT / "crds", jobs_mode="scripted", bookmark_interval=0.5)
     await sandbox.start()
     harness = Koos(sandbox, sandbox.write_kubeconfig(tmp_path / "kubeconfig"), threading.Event())
@@ -182,3 +222,26 @@ async def koos(tmp_path: Path) -> AsyncIterator[Koos]:
     finally:
         await harness.stop_operator()
         await sandbox.stop()
+
+
+async def _api_koos(kubeconfig: Path) -> AsyncIterator[ApiKoos]:
+    harness = await asyncio.to_thread(ApiKoos.in_new_namespace, kubeconfig)
+    try:
+        await harness.start_operator()
+        yield harness
+        await harness.delete_namespace()
+    finally:
+        await harness.stop_operator()
+
+
+def sandbox_only(item: pytest.Item) -> bool:
+    """A test marked sandbox_only, or one whose body reaches for the sandbox harness's own
+    controls (`koos.sandbox`, `koos.rt`, `koos.admin`): it cannot run on another ground."""
+    if item.get_closest_marker("sandbox_only") is not None:
+        return True
+    function = getattr(item, "function", None)
+    try:
+        source = inspect.getsource(function) if function is not None else ""
+    except (OSError, TypeError):
+        return False
+    return any(probe in source for probe in ("koos.sandbox", "koos.rt(", "koos.admin"))

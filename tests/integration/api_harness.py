@@ -1,0 +1,232 @@
+"""The integration harness through the Kubernetes API alone, so the same tests run on any
+ground: the sandbox, or the real kube-apiserver with kube-controller-manager and the node
+agent (`KOOS_GROUND`, see tests/integration/conftest.py).
+
+It offers what `Koos` (the sandbox harness) offers tests — apply, annotate, delete, reads of
+Executions, Templates and Jobs, the operator in a thread of its own — and nothing of the
+sandbox's own controls: a test that reaches for `koos.sandbox` (scripted Job outcomes, fault
+injection, the store, request counts) is skipped on this ground, saying so. Each test gets a
+namespace of its own, deleted afterwards while the operator still runs (so the finalizers of
+its objects are released and nothing is left behind).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import sys
+import threading
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+import yaml
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from koos.handlers.operator import Options, run
+from koos_sandbox.testing import async_wait_for
+
+GROUP, VERSION = "koos.io", "v1alpha1"
+PLURALS = {
+    "Template": "templates",
+    "Execution": "executions",
+    "Schedule": "schedules",
+    "Approval": "approvals",
+}
+SANDBOX_ONLY = (
+    "sandbox-only: this test drives the sandbox itself (scripted Job outcomes, fault "
+    "injection, its store or request counts), which a real API server does not offer"
+)
+_numbers = itertools.count(1)
+
+
+def skip_sandbox_only() -> NoReturn:
+    pytest.skip(SANDBOX_ONLY)
+
+
+@dataclass
+class ApiKoos:
+    kubeconfig: Path
+    ns: str
+    api: client.ApiClient = field(init=False)
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        self.api = config.new_client_from_config(str(self.kubeconfig))
+        self.custom = client.CustomObjectsApi(self.api)
+        self.core = client.CoreV1Api(self.api)
+        self.batch = client.BatchV1Api(self.api)
+
+    @classmethod
+    def in_new_namespace(cls, kubeconfig: Path) -> ApiKoos:
+        core = client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))
+        name = f"koos-it-{next(_numbers)}"
+        while True:
+            try:
+                core.create_namespace({"metadata": {"name": name}})
+                break
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                name = f"koos-it-{next(_numbers)}"
+        return cls(kubeconfig, name)
+
+    # What only the sandbox has.
+    @property
+    def sandbox(self) -> NoReturn:
+        skip_sandbox_only()
+
+    @property
+    def admin(self) -> NoReturn:
+        skip_sandbox_only()
+
+    def rt(self, *_: Any) -> NoReturn:
+        skip_sandbox_only()
+
+    # Writes.
+    async def apply(self, manifest: dict[str, Any] | str) -> dict[str, Any]:
+        body = yaml.safe_load(manifest) if isinstance(manifest, str) else manifest
+        return await asyncio.to_thread(self._apply, body)
+
+    def _apply(self, body: dict[str, Any]) -> dict[str, Any]:
+        kind, name = body["kind"], body["metadata"]["name"]
+        body = {**body, "metadata": {**body["metadata"], "namespace": self.ns}}
+        change = {k: v for k, v in body.items() if k in ("spec", "metadata")}
+        try:
+            if kind in PLURALS:
+                plural = PLURALS[kind]
+                try:
+                    return self.custom.create_namespaced_custom_object(
+                        GROUP, VERSION, self.ns, plural, body
+                    )
+                except ApiException as exc:
+                    if exc.status != 409:
+                        raise
+                return self.custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, self.ns, plural, name, change
+                )
+            create, patch = {
+                "Secret": (self.core.create_namespaced_secret, self.core.patch_namespaced_secret),
+                "ConfigMap": (
+                    self.core.create_namespaced_config_map,
+                    self.core.patch_namespaced_config_map,
+                ),
+            }[kind]
+            try:
+                return self.api.sanitize_for_serialization(create(self.ns, body))
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+            return self.api.sanitize_for_serialization(patch(name, self.ns, body))
+        except ApiException as exc:
+            raise AssertionError(f"{kind} {name}: {exc.status} {exc.body}") from exc
+
+    async def annotate(self, name: str, key: str, value: str) -> None:
+        await asyncio.to_thread(
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.ns,
+            "executions",
+            name,
+            {"metadata": {"annotations": {key: value}}},
+        )
+
+    async def delete(
+        self, plural: str, name: str, group: str = GROUP, version: str = VERSION
+    ) -> None:
+        body = client.V1DeleteOptions(propagation_policy="Background")
+        if group == GROUP:
+            call = self.custom.delete_namespaced_custom_object
+            await asyncio.to_thread(call, group, version, self.ns, plural, name, body=body)
+        elif plural == "jobs":
+            await asyncio.to_thread(self.batch.delete_namespaced_job, name, self.ns, body=body)
+        else:
+            raise AssertionError(f"delete of {plural} is not offered by this harness")
+
+    # Reads.
+    def _get(self, plural: str, name: str) -> dict[str, Any] | None:
+        try:
+            got: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.ns, plural, name
+            )
+            return got
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def execution(self, name: str) -> dict[str, Any] | None:
+        return self._get("executions", name)
+
+    def template(self, name: str) -> dict[str, Any] | None:
+        return self._get("templates", name)
+
+    def jobs(self, execution: str | None = None) -> list[dict[str, Any]]:
+        selector = f"koos.io/execution={execution}" if execution else None
+        jobs = self.batch.list_namespaced_job(self.ns, label_selector=selector)
+        items: list[dict[str, Any]] = self.api.sanitize_for_serialization(jobs)["items"]
+        return items
+
+    async def finished(self, name: str, timeout: float = 60) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            obj = self.execution(name)
+            phase = (obj or {}).get("status", {}).get("phase")
+            return obj if phase in ("Succeeded", "Failed", "Cancelled") else None
+
+        return await async_wait_for(done, timeout=timeout, what=f"execution {name} to finish")
+
+    def step(self, execution: str, step: str) -> dict[str, Any]:
+        obj = self.execution(execution) or {}
+        for record in obj.get("status", {}).get("steps", []):
+            if record["name"] == step:
+                return dict(record)
+        raise KeyError(step)
+
+    # The operator.
+    async def start_operator(self) -> None:
+        ready = threading.Event()
+        options = Options(
+            kubeconfig=str(self.kubeconfig),
+            namespaces=(self.ns,),
+            metrics_port=None,
+            fast_retries=True,
+            allow_second_schedules=True,
+        )
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=lambda: asyncio.run(run(options, self.stop, ready)), name="operator"
+        )
+        self.thread.start()
+        await async_wait_for(ready.is_set, timeout=30, what="the operator to be ready")
+
+    async def stop_operator(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            await asyncio.to_thread(self.thread.join, 20)
+            if self.thread.is_alive():
+                frame = sys._current_frames().get(self.thread.ident or 0)
+                stack = "".join(traceback.format_stack(frame)) if frame else "(no frame)"
+                logging.getLogger("tests").warning("the operator is still stopping:\n%s", stack)
+                await asyncio.to_thread(self.thread.join, 40)
+            assert not self.thread.is_alive(), "the operator did not stop within 60 s"
+            self.thread = None
+
+    async def delete_namespace(self) -> None:
+        """Delete the test's namespace and wait until it is gone (its objects' finalizers
+        are released by the operator, which must still run)."""
+        await asyncio.to_thread(self.core.delete_namespace, self.ns)
+
+        def gone() -> bool:
+            try:
+                self.core.read_namespace(self.ns)
+            except ApiException as exc:
+                return exc.status == 404
+            return False
+
+        await async_wait_for(gone, timeout=60, what=f"namespace {self.ns} to be deleted")
