@@ -170,8 +170,19 @@ class Kubelet(StoreNodes):
                 if worker.namespace == event.namespace:
                     worker.config.set()
 
+    def _elsewhere(self, pod: Obj) -> bool:
+        """Bound to a Node another kubelet (a node agent) registered: not ours to run."""
+        name = (pod.get("spec") or {}).get("nodeName")
+        return (
+            bool(name)
+            and name not in self.state.kubelet_nodes
+            and (self.state.store.find(self.node_rt, "", str(name)) is not None)
+        )
+
     def _reconcile(self, pod: Obj) -> None:
         meta = pod["metadata"]
+        if self._elsewhere(pod):
+            return
         deleting, worker = "deletionTimestamp" in meta, self.workers.get(meta["uid"])
         if (pod.get("status") or {}).get("phase") in TERMINAL or (
             deleting and worker is None and not self.manages(pod)
@@ -202,6 +213,7 @@ class Kubelet(StoreNodes):
 
     def _schedule(self, pod: Obj) -> None:
         nodes = self.state.store.items(NODES)
+        nodes = [n for n in nodes if n["metadata"]["name"] in self.state.kubelet_nodes]
         ready = [
             n for n in nodes if node_ready(n) and not (n.get("spec") or {}).get("unschedulable")
         ]

@@ -12,8 +12,9 @@ A kubelet mounts a projected token and the cluster CA at
   bound to the Pod, so it stops working when the Pod is deleted).
 
 `automountServiceAccountToken: false` on the Pod (or, when the Pod does not say, on its
-ServiceAccount) means no token: the kubeconfig then has the server and CA only, and the
-process calls as an anonymous user. The token is not refreshed (Pods here are short).
+ServiceAccount) means no token: the kubeconfig is then empty, so `kubectl` fails as it does in
+a Pod without a token (and never falls back to this host's ~/.kube/config). The token is not
+refreshed (Pods here are short-lived; it lasts an hour).
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ async def request_token(api: Api, pod: Obj) -> str:
 
 
 def kubeconfig(credentials: Credentials, namespace: str, token: str | None) -> Obj:
+    if token is None:
+        # Empty: kubectl then tries the in-cluster config and, without a token, fails as in
+        # a Pod without one (and never reads this host's ~/.kube/config).
+        return {"apiVersion": "v1", "kind": "Config"}
     cluster: Obj = {"server": credentials.server}
     if credentials.ca_pem:
         cluster["certificate-authority-data"] = base64.b64encode(credentials.ca_pem).decode()
@@ -75,7 +80,7 @@ def kubeconfig(credentials: Credentials, namespace: str, token: str | None) -> O
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "cluster", "cluster": cluster}],
-        "users": [{"name": "pod", "user": {"token": token} if token else {}}],
+        "users": [{"name": "pod", "user": {"token": token}}],
         "contexts": [
             {
                 "name": "pod",
