@@ -21,7 +21,8 @@ put the Job back on that queue. An error on one Job is logged and the loop goes 
 Layout: jobs.py (this controller: its queue, timers and the sync of one Job), jobstatus.py
 (the sync's computations, no store), jobpods.py (the Pods and Events it writes),
 jobcontrols.py (the controls tests use), jobspec.py (API-server defaults/validation and
-helpers on Job/Pod objects), kubelet.py and podstatus.py (Pod lifecycle), runtime.py (local
+helpers on Job/Pod objects), kubelet.py (scripted Pod lifecycle in the store) or node_agent/
+(local processes, through the API), podstatus.py (the status both write), runtime.py (local
 processes or scripted outcomes), podenv.py (container environment), nodes.py (Node).
 """
 

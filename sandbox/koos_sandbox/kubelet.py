@@ -1,4 +1,9 @@
-"""The kubelet stand-in, with the one decision of the scheduler it needs (which node).
+"""The store-level kubelet of `--jobs scripted` (outcomes a test decides), with the one
+decision of the scheduler it needs (which node), and `StoreNodes`, what the control plane
+knows of Nodes in either mode. `--jobs local` runs Pods on the node agent (node_agent/),
+which works through the HTTPS API as against any API server; this module then only answers
+whether a Pod's Node is Ready and performs deletes and evictions. The store-level kubelet
+runs only Pods of the Nodes it registered (`state.kubelet_nodes`).
 
 Pods move as a node moves them: bound to a Ready node (`spec.nodeName`, condition
 PodScheduled), Pending with containers `ContainerCreating`, Running, then Succeeded or

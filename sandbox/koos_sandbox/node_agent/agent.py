@@ -295,6 +295,10 @@ class NodeAgent:
         meta, uid = pod["metadata"], pod["metadata"]["uid"]
         if kind == "DELETED":
             self.pods.pop(uid, None)
+            self._binding.discard(uid)
+            self._handled.discard("deleted:" + uid)
+            if uid not in self.workers:
+                self._handled.discard(uid)
             worker = self.workers.get(uid)
             if worker is None:
                 self.logs.forget(meta.get("namespace", ""), meta["name"])
@@ -460,11 +464,13 @@ class NodeAgent:
                 worker.timer.cancel()
             if self.workers.get(worker.uid) is worker:
                 del self.workers[worker.uid]
-            self._handled.add(worker.uid)
             self._writers.pop(worker.uid, None)
             shutil.rmtree(home, ignore_errors=True)
-            if worker.gone:
+            if worker.gone:  # the Pod is gone: nothing to remember
                 self.logs.forget(worker.namespace, worker.name)
+                self._handled.discard(worker.uid)
+            else:
+                self._handled.add(worker.uid)
         pod = self.pods.get(worker.uid)
         if pod is not None and "deletionTimestamp" in pod["metadata"] and not worker.silent:
             self._finish_delete(pod)
