@@ -384,3 +384,30 @@ async def test_the_agent_program_runs_a_pod_and_stops_on_sigterm(tmp_path: Path)
             proc.kill()
             await proc.wait()
         await sb.stop()
+
+
+@needs_kubectl
+async def test_kubectl_rollout_restart_inside_a_step_works(local: Sandbox) -> None:
+    # The newcomer case: it used to dial localhost:8080.
+    labels = {"app": "web"}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
+            },
+        },
+    }
+    deployments = local.state.registry.find("apps", "v1", "deployments")
+    await local.state.writes.create(admin(local), deployments, NS, deployment, WriteOptions())
+    await create(local, "pods", pod_body("restart", "kubectl rollout restart deployment/web"))
+    done = await ended(local, "restart", timeout=30)
+    assert done["status"]["phase"] == "Succeeded", local.pod_logs.read(NS, "restart", "main")
+    web = local.store.find(deployments, NS, "web")
+    assert web is not None
+    annotations = web["spec"]["template"]["metadata"].get("annotations") or {}
+    assert "kubectl.kubernetes.io/restartedAt" in annotations
