@@ -172,6 +172,9 @@ class NodeAgent:
     def _node_status(self) -> Obj:
         status: Obj = build_node(self.node_name)["status"]
         status["daemonEndpoints"] = {"kubeletEndpoint": {"Port": self.port}}
+        # InternalIP only: kube-apiserver prefers a Hostname address when dialing a kubelet
+        # (--kubelet-preferred-address-types), and the node name need not resolve.
+        status["addresses"] = [{"type": "InternalIP", "address": self.host}]
         status["nodeInfo"]["osImage"] = "koos node agent"
         status["nodeInfo"]["containerRuntimeVersion"] = "local://0.1.0"
         return status
