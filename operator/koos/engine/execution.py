@@ -69,7 +69,17 @@ def plan(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
     status = snapshot.status
     consumed = _commands(snapshot)
     if status.phase in TERMINAL_PHASES:
-        return Plan(status=status, consume_annotations=consumed)
+        # Loop items' ended Jobs left by a crash between the last status write and their
+        # deletion: the finished run records every item.
+        leftover = sorted(
+            name
+            for name, job in snapshot.jobs.items()
+            if job.index is not None
+            and job.phase != "Active"
+            and not job.foreign
+            and not job.deleting
+        )
+        return Plan(status=status, consume_annotations=consumed, release_jobs=tuple(leftover))
     if status.template is None:
         started = _start(snapshot, now)
         if started.status.phase in TERMINAL_PHASES:
