@@ -11,8 +11,9 @@ Each pass then (`running`):
    step's `outputs`, one list per key in item order; a failure goes to the item's retry
    policy, then into `failedIndexes` with the tail of its log;
 3. releases (deletes, after the status write: `Plan.release_jobs`) every ended Job whose
-   outcome the status records — live Jobs stay within `concurrency` plus the few being
-   deleted;
+   outcome the status records; new items start only while the Jobs not yet deleted stay
+   within `concurrency` + `LIVE_SLACK`, so a wave of items that end frees its slots on the
+   pass after their release;
 4. starts the next pending items in list order, up to `concurrency` in flight, batch by
    batch (`batchSize`; a batch starts once the previous one has settled, and `pause` waits
    for `koos.io/continue=<step>` at the boundary: `awaitingContinue`), unless more items
@@ -50,6 +51,7 @@ from koos.engine.run_step import TIMEOUT_GRACE, parse_output, pod_text, render_r
 from koos.engine.timefmt import parse_rfc3339, rfc3339
 
 FAILURES_KEPT = 5
+LIVE_SLACK = 5  # ended Jobs awaiting deletion allowed beside the `concurrency` live ones
 ITEM_SHOWN = 100  # characters of an item in a failure record
 FAILURE_TAIL = 300  # characters of a failed item's message (the end of its log)
 _NULL = len("null,")  # what an item without a value adds to a collected list
@@ -393,7 +395,13 @@ class _Loop:
         """Start what may start now; True when the loop waits for koos.io/continue."""
         if self.stopped is not None or self.record.awaiting_continue:
             return bool(self.record.awaiting_continue)
-        slots = self.loop.concurrency - len(self.active)
+        # Ended Jobs not deleted yet (those released by this pass go after its status write)
+        # still count: live Jobs stay within concurrency + LIVE_SLACK.
+        lingering = sum(1 for f in self.jobs.values() if f.phase != "Active" and not f.deleting)
+        slots = min(
+            self.loop.concurrency - len(self.active),
+            self.loop.concurrency + LIVE_SLACK - len(self.active) - lingering,
+        )
         if slots <= 0:
             return False
         settled = self.completed | self.failed
