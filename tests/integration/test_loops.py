@@ -210,3 +210,67 @@ async def test_a_canary_batch_waits_for_continue(koos: Koos) -> None:
     koos.sandbox.store.replace(rt, obj, {**obj, "status": {**obj["status"], "steps": steps}})
     done = await koos.finished(name)
     assert done["status"]["phase"] == "Succeeded", done["status"].get("message")
+
+
+async def test_deletes_failing_after_the_status_write_lose_nothing_and_run_nothing_twice(
+    koos: Koos,
+) -> None:
+    """The fault falls between the two writes that matter: the status records the items,
+    then the first dozen Job deletes fail. Passes retry, release again, and the loop ends
+    with each item run once and no Job deleted before its outcome was recorded."""
+    name = "faulty"
+    for index in range(40):
+        koos.sandbox.jobs.script(f"{name}-each-{index}-*", message=json.dumps({"ok": index}))
+    await koos.apply(template(name, {"items": list(range(40)), "concurrency": 8}))
+    census = Census(name)
+    koos.sandbox.store.listeners.append(census)
+    rule = koos.sandbox.faults.fail("delete", "jobs", code=500, times=12)
+    try:
+        done = await run_loop(koos, name, timeout=60)
+        await async_wait_for(lambda: not koos.jobs(name), timeout=20, what="every Job released")
+    finally:
+        koos.sandbox.faults.clear()
+        koos.sandbox.store.listeners.remove(census)
+    assert rule.remaining == 0  # the fault did fire
+    status = done["status"]
+    assert status["phase"] == "Succeeded", status.get("message")
+    assert status["outputs"] == {"oks": list(range(40))}
+    assert sorted(census.created) == sorted(set(census.created)) and len(census.created) == 40
+    assert census.unrecorded_deletes == []
+
+
+async def test_an_operator_restarted_mid_loop_runs_no_item_twice_and_loses_no_result(
+    koos: Koos,
+) -> None:
+    name = "restart"
+    for index in range(40):
+        koos.sandbox.jobs.script(
+            f"{name}-each-{index}-*", duration=0.2, message=json.dumps({"ok": index})
+        )
+    await koos.apply(template(name, {"items": list(range(40)), "concurrency": 5}))
+    census = Census(name)
+    koos.sandbox.store.listeners.append(census)
+    try:
+        await koos.apply(execution(name, name))
+        await async_wait_for(
+            lambda: len(census.recorded) >= 10, timeout=30, what="ten items recorded"
+        )
+        await koos.stop_operator()
+        # Items in flight end while nobody watches: their results are only in their Pods.
+        await async_wait_for(
+            lambda: any(
+                "Complete" in [c["type"] for c in (j.get("status") or {}).get("conditions") or []]
+                for j in koos.jobs(name)
+            ),
+            timeout=10,
+            what="an item to end while the operator is down",
+        )
+        await koos.start_operator()
+        done = await koos.finished(name, timeout=60)
+    finally:
+        koos.sandbox.store.listeners.remove(census)
+    status = done["status"]
+    assert status["phase"] == "Succeeded", status.get("message")
+    assert status["outputs"] == {"oks": list(range(40))}
+    assert sorted(census.created) == sorted(set(census.created)) and len(census.created) == 40
+    assert census.unrecorded_deletes == []

@@ -267,8 +267,12 @@ async def apply_plan(kube: Kube, snapshot: ExecutionSnapshot, plan: Plan) -> tup
             {"metadata": {"resourceVersion": snapshot.resource_version}, "status": diff},
         )
         written.append(resource_version(patched))
+    unreleased: list[KubeError] = []
     for release in plan.release_jobs:
-        await release_job(kube, snapshot, release)
+        try:
+            await release_job(kube, snapshot, release)
+        except KubeError as error:
+            unreleased.append(error)  # the next pass releases it again
     if plan.consume_annotations:
         patched = await kube.merge_patch(
             custom_path("executions", namespace, name),
@@ -277,6 +281,9 @@ async def apply_plan(kube: Kube, snapshot: ExecutionSnapshot, plan: Plan) -> tup
         written.append(resource_version(patched))
     if plan.event is not None:
         await post_event(kube, snapshot, plan.event.type, plan.event.reason, plan.event.message)
+    if unreleased:
+        # Everything else of the plan is done; the retry of this pass deletes the rest.
+        raise unreleased[0]
     if taken:
         # The status names the Approval; the next pass finds it is not ours and fails the
         # step (ApprovalNameTaken): the failure brings that pass at once.
