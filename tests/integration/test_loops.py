@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from koos_sandbox.errors import ApiError
 from koos_sandbox.store import Event
 from koos_sandbox.testing import async_wait_for
 
@@ -274,3 +275,48 @@ async def test_an_operator_restarted_mid_loop_runs_no_item_twice_and_loses_no_re
     assert status["outputs"] == {"oks": list(range(40))}
     assert sorted(census.created) == sorted(set(census.created)) and len(census.created) == 40
     assert census.unrecorded_deletes == []
+
+
+async def test_a_loop_template_with_bad_literals_is_refused_at_apply_naming_each_field(
+    koos: Koos,
+) -> None:
+    bad = template(
+        "bad-loop",
+        {"items": "web-1", "concurrency": 0, "maxErrors": "150%", "pause": "EveryBatch"},
+    )
+    bad["spec"]["steps"].append(
+        {
+            "name": "after",
+            "run": {
+                "image": "busybox",
+                "script": "true",
+                "env": [{"name": "X", "value": "{{ item }}"}],
+            },
+        }
+    )
+    with pytest.raises(ApiError) as refused:
+        await koos.apply(bad)
+    message = refused.value.message
+    for fragment in (
+        "spec.steps[0].loop.items: give a list of items",
+        "spec.steps[0].loop.concurrency: must be from 1 to 500",
+        "spec.steps[0].loop.maxErrors: a percentage of the items must be at most 100%",
+        "spec.steps[0].loop.pause: pause: EveryBatch needs batchSize",
+        "spec.steps[1].run.env[0].value: item is defined only in the run of a step with a loop",
+    ):
+        assert fragment in message, message
+    assert koos.template("bad-loop") is None
+
+
+async def test_a_non_list_from_an_expression_fails_the_step_naming_loop_items(
+    koos: Koos,
+) -> None:
+    name = "not-a-list"
+    spec = template(name, {"items": "{{ params.hosts }}"})
+    spec["spec"]["parameters"] = {"hosts": {"type": "string", "default": "web-1"}}
+    await koos.apply(spec)
+    done = await run_loop(koos, name, timeout=20)
+    step = done["status"]["steps"][0]
+    assert (step["phase"], step["reason"]) == ("Failed", "InvalidSpec")
+    assert step["message"] == "loop.items must be a list, but it renders to a string"
+    assert koos.jobs(name) == []
