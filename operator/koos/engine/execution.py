@@ -15,6 +15,10 @@ State machine of an Execution (status.phase):
              ▼
           (Running until the finally steps are done)
 
+The run is Waiting (not Running) while a step waits for a person: an Approval
+(AwaitingApproval) or, at a loop's batch boundary with `pause`, koos.io/continue
+(AwaitingContinue).
+
 Steps (status.steps[].phase): Pending → Running → Succeeded | Failed | Skipped | Cancelled.
 A failed attempt with retries left stays Running with a `retryTime`. A step with
 `onError: Abort` that fails stops new main steps from starting (they end Skipped, reason

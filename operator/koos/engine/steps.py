@@ -18,7 +18,8 @@ settle on, so it reads their Pods), and only live Jobs no step will wait on are 
 A Job name taken by a Job that is not this Execution's (one left by an earlier Execution of
 the same name) fails the step that needs it, saying which Job to delete; one that is being
 deleted is waited for. Run steps live in
-`koos.engine.run_step`, approve steps in `koos.engine.approve_step`, and the pass's working
+`koos.engine.run_step`, loop steps (a run step with `loop`) in `koos.engine.loop`, approve
+steps in `koos.engine.approve_step`, and the pass's working
 state (`Pass`, `context`) in `koos.engine.progress`; their public names are
 re-exported here.
 """
