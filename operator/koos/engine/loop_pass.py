@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from koos.api.execution import ItemFailure, LoopItem, LoopStatus, StepStatus
 from koos.api.template import Loop, Step
-from koos.engine import expressions
-from koos.engine.durations import backoff_delay, parse_duration
+from koos.engine import expressions, pod_start
+from koos.engine.durations import backoff_delay, format_duration, parse_duration
 from koos.engine.facts import JobFacts
 from koos.engine.index_set import format_ranges, parse_ranges
 from koos.engine.jobs import JobRequest, build_job, job_name
@@ -64,6 +65,7 @@ class LoopPass:
         self.outputs = {k: list(v) for k, v in (self.record.outputs or {}).items()}
         self.stopped = loop.stopped
         self.paused_now = loop.paused_batch
+        self.blocked: tuple[int, JobFacts, datetime] | None = None
         self.limit = self.step.retries.limit if self.step.retries is not None else 0
         self.base = loop.round * (self.limit + 1)  # attempts of earlier rounds
         self.jobs = {
@@ -127,7 +129,8 @@ class LoopPass:
             self._failed(index, "JobNameTaken", f"Job {name} exists and is not this run's")
             return
         if fact.phase == "Active":
-            self._watch_timeout(index, fact)
+            if not self._watch_start(index, fact):
+                self._watch_timeout(index, fact)
         elif not fact.pods_read:
             work.wakes.append(work.now)  # its output is read on the next pass
         elif fact.phase == "Succeeded":
@@ -138,6 +141,31 @@ class LoopPass:
             if fact.exit_code is not None and not fact.disrupted:
                 detail = f"exit code {fact.exit_code}: {detail}"
             self._attempt_failed(index, reason, detail)
+
+    def _watch_start(self, index: int, fact: JobFacts) -> bool:
+        """As for a run step (`koos.engine.pod_start`): an item whose Pod has not started
+        within the step's start timeout fails its attempt (NotStarted); meanwhile the first
+        item whose Pod waits for a person shows in the step's reason and message. True when
+        the attempt failed."""
+        if fact.created is None or fact.deleting or pod_start.has_started(fact):
+            return False
+        work = self.work
+        limit = pod_start.start_timeout(self.step)
+        deadline = fact.created + limit
+        if work.now >= deadline and fact.probed:
+            work.deletes.append(fact.name)
+            self._attempt_failed(
+                index,
+                "NotStarted",
+                f"its Pod did not start within {format_duration(limit)}: "
+                f"{pod_start.waiting_for(fact)}",
+            )
+            return True
+        if fact.waiting_reason in pod_start.NEEDS_A_PERSON and self.blocked is None:
+            self.blocked = (index, fact, deadline)
+        probe = pod_start.next_probe(fact.created, work.now)
+        work.wakes.append(probe if work.now >= deadline else min(probe, deadline))
+        return False
 
     def _watch_timeout(self, index: int, fact: JobFacts) -> None:
         if not self.step.timeout or fact.created is None:
@@ -383,6 +411,15 @@ class LoopPass:
                 message=f"No new item starts ({self.stopped}); waiting for the items in "
                 f"flight: {counts(loop)}.",
             )
+        elif self.blocked is not None:
+            index, fact, deadline = self.blocked
+            update.update(
+                reason=fact.waiting_reason,
+                message=f"waiting: item {index}'s Pod waits for {pod_start.waiting_for(fact)}; "
+                f"its attempt fails at {rfc3339(deadline)} unless this is fixed ({counts(loop)})",
+            )
+            if self.record.reason != fact.waiting_reason:  # one Event, not one per probe
+                work.note("Warning", "StepWaiting", f"step {step.name} is {update['message']}")
         else:
             update.update(reason="Running", message=f"{counts(loop)}.")
         work.set(step.name, **update)

@@ -220,7 +220,7 @@ async def gather_execution(
         for job_name, job in known_jobs.items()
     }
     # Issue 10: a Pod that cannot start is looked at; secrets are masked out of Pod text.
-    facts = await with_pod_starts(kube, namespace, status, known_jobs, facts)
+    facts = await with_pod_starts(kube, namespace, status, known_jobs, facts, name)
     facts = await with_secret_values(
         kube,
         namespace,

@@ -510,3 +510,34 @@ def test_index_ranges_round_trip_and_refuse_indexes_past_the_total() -> None:
     assert format_ranges([]) is None
     with pytest.raises(ValueError):
         parse_ranges("0-99999999", 10)
+
+
+# --- Pods that do not start -----------------------------------------------------------------
+
+
+def test_an_item_whose_pod_waits_for_a_person_shows_it_then_fails_not_started() -> None:
+    world = World(template({"items": ["a", "b"], "concurrency": 2}, startTimeout="2m"))
+    world.step(end_jobs=False)
+    stuck = {
+        name: replace(
+            job,
+            probed=True,
+            ready=0,
+            waiting_reason="CreateContainerConfigError",
+            waiting_message='secret "db" not found',
+        )
+        for name, job in world.jobs.items()
+    }
+    waiting = plan(snapshot(None, world.status, stuck), T0 + timedelta(seconds=10))
+    step = record(waiting.status)
+    assert step.reason == "CreateContainerConfigError"
+    assert (
+        step.message is not None and 'item 0\'s Pod waits for secret "db" not found' in step.message
+    )
+    assert waiting.status.conditions is not None
+    assert waiting.status.conditions[0].reason == "CreateContainerConfigError"
+    late = plan(snapshot(None, waiting.status, stuck), T0 + timedelta(minutes=3))
+    assert set(late.delete_jobs) == set(stuck)
+    loop = record(late.status).loop
+    assert loop is not None and loop.failures is not None
+    assert loop.failures[0].message.startswith("NotStarted: its Pod did not start within 2m")
