@@ -192,8 +192,10 @@ def _step(
         if any(work.records[d].phase not in SETTLED for d in deps):
             return
         _start(work, step)
-    elif record.phase == "Running" and step.loop is not None and record.loop is not None:
-        if stopping and stop_reason == "Cancelled":
+    elif record.phase == "Running" and step.loop is not None:
+        if record.loop is None:  # not a record koos wrote: nothing says which items ran
+            fail(work, step, "InternalError", "the loop's record of its items is missing")
+        elif stopping and stop_reason == "Cancelled":
             loop.cancel(work, step, record)
         else:
             loop.running(work, step, record, lambda: _live_context(work))
