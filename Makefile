@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python bench/sandbox_requests.py --write bench/results/sandbox-requests.md
 	$(BIN)/python bench/operator_latency.py --write bench/results/operator-latency.md
 	$(BIN)/python bench/schedule_fires.py --write bench/results/schedule-fires.md
+	$(BIN)/python bench/loop_scale.py --write bench/results/loop-scale.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache
