@@ -40,7 +40,12 @@ def realplane() -> Iterator[RealPlane]:
     try:
         yield ground
     finally:
+        pids = ground.pids()
         ground.stop()
+    # The budget: the real-ground suite leaves no process behind.
+    left = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+    assert not left, f"processes of the ground left running after stop(): {left}"
+    assert not ground.dir.exists(), f"{ground.dir} left after stop()"
 
 
 @dataclass

@@ -88,15 +88,15 @@ def test_rbac_answers_can_i_by_group(
         input=json.dumps({"kind": "List", "apiVersion": "v1", "items": manifests}),
     )
 
-    def can(user: str, *args: str) -> bool:
-        result = kubectl.run("auth", "can-i", *args, "-n", namespace, user=user, check=False)
+    def can(user: str, *args: str, ns: str = namespace) -> bool:
+        result = kubectl.run("auth", "can-i", *args, "-n", ns, user=user, check=False)
         assert result.stdout.strip() in ("yes", "no"), result.stderr
         return result.returncode == 0
 
     assert can("alice", "patch", "configmaps")
     assert not can("alice", "delete", "configmaps")  # one step beyond the Role
     assert not can("bob", "patch", "configmaps")
-    assert not can("alice", "patch", "configmaps", "--namespace=default")
+    assert not can("alice", "patch", "configmaps", ns="default")
     # And the request itself, not only the review: bob is Forbidden with RBAC's wording.
     result = kubectl.run("get", "configmaps", "-n", namespace, user="bob", check=False)
     assert result.returncode != 0

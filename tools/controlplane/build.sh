@@ -42,11 +42,27 @@ mkdir -p "$BIN"
 declare -A COLD=([kube-apiserver]="about 9 minutes" [kube-controller-manager]="about 4 minutes more"
     [etcd]="about 2 minutes" [helm]="about 3 minutes")
 
-# build NAME MODULE_DIR PACKAGE VERSION
+# kubectl and clients read the server's /version: stamp it as Kubernetes' own build does
+# (hack/lib/version.sh), else it says v0.0.0-master.
+k8s_version_ldflags() {
+    local v="$K8S_VERSION" major minor flags="" pkg
+    major="${v#v}"
+    major="${major%%.*}"
+    minor="${v#v*.}"
+    minor="${minor%%.*}"
+    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+        flags+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+        flags+=" -X $pkg.gitTreeState=archive"
+    done
+    echo "$flags"
+}
+
+# build NAME MODULE_DIR PACKAGE VERSION [EXTRA_LDFLAGS]
 build() {
-    local name="$1" dir="$2" pkg="$3" version="$4"
+    local name="$1" dir="$2" pkg="$3" version="$4" extra="${5:-}"
     local out="$BIN/$name" stamp="$BIN/.$name.built"
-    local want="$pkg@$version $GO_VERSION"
+    local ldflags="-s -w$extra"
+    local want="$pkg@$version $GO_VERSION $ldflags"
     if [[ -x "$out" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
         echo "controlplane: $name $version already built ($out)"
         return
@@ -55,7 +71,7 @@ build() {
     local start end
     start=$(date +%s)
     (cd "$dir" && GOFLAGS="${GOFLAGS:-} -mod=readonly" \
-        go build -trimpath -ldflags="-s -w" -o "$out.tmp" "$pkg")
+        go build -trimpath -ldflags="$ldflags" -o "$out.tmp" "$pkg")
     mv "$out.tmp" "$out"
     end=$(date +%s)
     echo "$want" >"$stamp"
@@ -63,8 +79,10 @@ build() {
     echo "$name $version $GO_VERSION $((end - start))s $(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$BIN/../build-times.txt"
 }
 
-build kube-apiserver "$TOOLS/controlplane" k8s.io/kubernetes/cmd/kube-apiserver "$K8S_VERSION"
-build kube-controller-manager "$TOOLS/controlplane" k8s.io/kubernetes/cmd/kube-controller-manager "$K8S_VERSION"
+K8S_LDFLAGS="$(k8s_version_ldflags)"
+build kube-apiserver "$TOOLS/controlplane" k8s.io/kubernetes/cmd/kube-apiserver "$K8S_VERSION" "$K8S_LDFLAGS"
+build kube-controller-manager "$TOOLS/controlplane" k8s.io/kubernetes/cmd/kube-controller-manager "$K8S_VERSION" "$K8S_LDFLAGS"
 build etcd "$TOOLS/etcd" koos.local/tools/etcd "$ETCD_VERSION"
-build helm "$TOOLS/helm" helm.sh/helm/v4/cmd/helm "$HELM_VERSION"
+build helm "$TOOLS/helm" helm.sh/helm/v4/cmd/helm "$HELM_VERSION" \
+    " -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
 echo "controlplane: binaries in $BIN"
