@@ -81,8 +81,7 @@ def main() -> int:
         f"| kube-apiserver /readyz ok | {median('kube-apiserver'):.2f} |",
         f"| ready (controller manager healthy, default ServiceAccount) | {median('ready'):.2f} |",
         "",
-        "| process | RSS at ready | RSS after CRDs applied + "
-        f"{args.settle:.0f} s |",
+        f"| process | RSS at ready | RSS after CRDs applied + {args.settle:.0f} s |",
         "| --- | ---: | ---: |",
         *(f"| {n} | {mib(rss_ready, n)} | {mib(rss_settled, n)} |" for n in names),
         "",

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ..ground.realplane import RealPlane, wait_for
+from ..ground.realplane import GroundError, RealPlane, kubernetes_version, wait_for
 from .conftest import Kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +49,8 @@ def pods_of(realplane: RealPlane, namespace: str, job: str) -> list[dict[str, An
 def test_kubectl_lists_namespaces_through_aggregated_discovery(
     realplane: RealPlane, kubectl: Kubectl
 ) -> None:
+    version = json.loads(kubectl("version", "-o", "json"))["serverVersion"]
+    assert version["gitVersion"] == kubernetes_version()  # the build stamped it
     names = kubectl("get", "namespaces", "-o", "name").split()
     assert {"namespace/default", "namespace/kube-system"} <= set(names)
     # What kubectl asked for first: the aggregated discovery document, served as such.
@@ -165,3 +167,15 @@ def test_garbage_collector_deletes_a_deleted_jobs_pods(
     assert status in (200, 202), body
     wait_for("the Pod to be collected", lambda: not pods_of(realplane, namespace, "gone"))
     wait_for("the Job to be gone", lambda: realplane.request("GET", f"{jobs}/gone")[0] == 404)
+
+
+def test_a_process_that_exits_fails_the_start_with_its_log_and_leaves_nothing(
+    realplane: RealPlane,
+) -> None:
+    # (Uses the session ground only to know the binaries are there.)
+    ground = RealPlane(extra_apiserver_args=["--no-such-flag"])
+    with pytest.raises(GroundError, match="kube-apiserver exited with") as raised:
+        ground.start()
+    assert "unknown flag: --no-such-flag" in str(raised.value)
+    assert not ground.dir.exists()
+    assert not [pid for pid in ground.pids() if Path(f"/proc/{pid}").exists()]
