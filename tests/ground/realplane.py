@@ -109,7 +109,9 @@ def missing(names: Sequence[str] = BINARIES, root: Path = ROOT) -> str | None:
     absent = [name for name in names if not os.access(folder / name, os.X_OK)]
     if not absent:
         return None
-    if shutil.which("go") is None:
+    if os.environ.get(BIN_ENV):
+        how = f"${BIN_ENV} names that folder; unset it to use the `make controlplane` cache"
+    elif shutil.which("go") is None:
         how = "Go is not installed, so they cannot be built (install Go 1.26, then run"
         how += " `make controlplane`)"
     else:

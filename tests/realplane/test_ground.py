@@ -7,14 +7,18 @@ garbage-collector controllers acting. No node runs here, so Pods stay Pending.
 
 from __future__ import annotations
 
+import base64
 import json
+import ssl
+import threading
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..ground.realplane import GroundError, RealPlane, kubernetes_version, wait_for
+from ..ground.realplane import GroundError, RealPlane, kubernetes_version, make_pki, wait_for
 from .conftest import Kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,3 +183,106 @@ def test_a_process_that_exits_fails_the_start_with_its_log_and_leaves_nothing(
     assert "unknown flag: --no-such-flag" in str(raised.value)
     assert not ground.dir.exists()
     assert not [pid for pid in ground.pids() if Path(f"/proc/{pid}").exists()]
+
+
+def test_service_account_tokens_are_signed_and_authorised_by_rbac(
+    realplane: RealPlane, kubectl: Kubectl, namespace: str
+) -> None:
+    wait_for(
+        "the namespace's default ServiceAccount",
+        lambda: (
+            realplane.request("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/default")[0]
+            == 200
+        ),
+    )
+    token = kubectl("create", "token", "default", "-n", namespace).strip()
+    who = json.loads(kubectl("auth", "whoami", "-o", "json", f"--token={token}"))
+    assert who["status"]["userInfo"]["username"] == f"system:serviceaccount:{namespace}:default"
+    # Nothing is granted to it: listing Pods is Forbidden.
+    denied = kubectl.run("get", "pods", "-n", namespace, f"--token={token}", check=False)
+    assert denied.returncode != 0
+    assert "cannot list resource" in denied.stderr
+
+
+class _Webhook(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        name = review["request"]["object"]["metadata"]["name"]
+        allowed = name != "forbidden"
+        response = {"uid": review["request"]["uid"], "allowed": allowed}
+        if not allowed:
+            response["status"] = {"code": 403, "message": "the test webhook refuses this name"}
+        body = json.dumps({**review, "response": response, "request": None}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_validating_webhook_is_called_by_the_api_server(
+    realplane: RealPlane, namespace: str, tmp_path: Path
+) -> None:
+    pki = make_pki(("127.0.0.1",))
+    (tmp_path / "tls.crt").write_bytes(pki.serving_cert_pem)
+    (tmp_path / "tls.key").write_bytes(pki.serving_key_pem)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    name = f"deny-forbidden-{namespace}"
+    configuration = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [
+            {
+                "name": "deny.koos.test",
+                "clientConfig": {
+                    "url": f"https://127.0.0.1:{server.server_address[1]}/validate",
+                    "caBundle": base64.b64encode(pki.ca_pem).decode(),
+                },
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["configmaps"],
+                    }
+                ],
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "failurePolicy": "Fail",
+                "timeoutSeconds": 5,
+            }
+        ],
+    }
+    hooks = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
+    assert realplane.request("POST", hooks, configuration)[0] == 201
+    try:
+        configmaps = f"/api/v1/namespaces/{namespace}/configmaps"
+
+        def refused() -> dict[str, Any] | None:
+            # The configuration reaches the apiserver's webhook cache shortly after its write.
+            status, body = realplane.request(
+                "POST", configmaps, {"metadata": {"name": "forbidden"}}
+            )
+            if status == 201:
+                realplane.request("DELETE", f"{configmaps}/forbidden")
+                return None
+            return {"status": status, "body": body}
+
+        answer = wait_for("the webhook to refuse", refused)
+        assert answer["status"] == 403
+        assert "the test webhook refuses this name" in answer["body"]["message"]
+        assert realplane.request("POST", configmaps, {"metadata": {"name": "fine"}})[0] == 201
+    finally:
+        realplane.request("DELETE", f"{hooks}/{name}")
+        server.shutdown()
+        server.server_close()
