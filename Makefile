@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml sandbox/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: all install test lint typecheck layers pytest demo bench crds clean
+.PHONY: all install test lint typecheck layers pytest demo bench crds clean controlplane
 
 all: test
 
@@ -42,6 +42,13 @@ bench: install
 	$(BIN)/python bench/sandbox_requests.py --write bench/results/sandbox-requests.md
 	$(BIN)/python bench/operator_latency.py --write bench/results/operator-latency.md
 	$(BIN)/python bench/schedule_fires.py --write bench/results/schedule-fires.md
+	$(BIN)/python bench/loop_scale.py --write bench/results/loop-scale.md
+
+# The real test ground's binaries (kube-apiserver, kube-controller-manager, etcd, helm), built
+# from pinned Go modules once per version into .cache/controlplane/; says so and exits 0 when Go
+# is missing (tests/realplane then skip with the reason).
+controlplane:
+	bash tools/controlplane/build.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

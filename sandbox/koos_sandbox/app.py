@@ -22,6 +22,8 @@ from koos_sandbox import admission, admission_cel, jobs
 from koos_sandbox.auth import ADMIN_GROUP, DenyRule
 from koos_sandbox.gc import GarbageCollector
 from koos_sandbox.kubeconfig import build_kubeconfig
+from koos_sandbox.logs import PodLogs
+from koos_sandbox.node_agent import Credentials, NodeAgent
 from koos_sandbox.registry import Registry
 from koos_sandbox.server import Server
 from koos_sandbox.state import State
@@ -47,6 +49,7 @@ class Sandbox:
         seed: int = 0,
         bookmark_interval: float = 5.0,
         watch_window: int = 20000,
+        workdir: str | Path | None = None,
     ) -> None:
         registry = Registry()
         store = Store(registry, window=watch_window)
@@ -62,8 +65,13 @@ class Sandbox:
         self.user_tokens: dict[str, str] = {}
         for name, groups in (DEFAULT_USERS if users is None else users).items():
             self.add_user(name, groups)
+        self.state.authn.exists = lambda uid: self.state.store.by_uid(uid) is not None
         self.gc = GarbageCollector(self.state)
         self.jobs = jobs.JobController(self.state, mode=jobs_mode)
+        # `--jobs local`: Pods run on a node agent that reaches this sandbox over HTTPS, as
+        # it would any API server (started in `start()`); scripted: the store-level kubelet.
+        self.node_agent: NodeAgent | None = None
+        self.workdir = Path(workdir) if workdir else None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.url = ""
@@ -74,6 +82,11 @@ class Sandbox:
     @property
     def store(self) -> Store:
         return self.state.store
+
+    @property
+    def pod_logs(self) -> PodLogs:
+        """The container logs of whichever kubelet runs this sandbox's Pods."""
+        return self.node_agent.logs if self.node_agent is not None else self.state.logs
 
     @property
     def requests(self) -> Any:
@@ -137,6 +150,16 @@ class Sandbox:
         self.port = _bound_port(site)
         self.url = f"https://{self.host}:{self.port}"
         self.admission.start()
+        if self.jobs.mode == "local":
+            self.node_agent = NodeAgent(
+                Credentials(self.url, self.certificates.ca_pem, self.admin_token),
+                jobs.DEFAULT_NODE,
+                self.workdir,
+                grace=self.jobs.grace,
+                restart_delay=self.jobs.restart_delay,
+                entrypoints=self.jobs.entrypoints,
+            )
+            await self.node_agent.start()
         self._tasks = [
             asyncio.create_task(self.gc.run(), name="sandbox-gc"),
             asyncio.create_task(self.jobs.run(), name="sandbox-jobs"),
@@ -144,6 +167,8 @@ class Sandbox:
         return self.url
 
     async def stop(self) -> None:
+        if self.node_agent is not None:
+            await self.node_agent.stop()  # its processes end first, it writes nothing more
         self.state.store.close_watches()
         for task in self._tasks:
             task.cancel()
@@ -165,9 +190,11 @@ class Sandbox:
             await self.state.writes.create(
                 admin, ns_type, "", {"metadata": {"name": name}}, WriteOptions()
             )
-        node_type = self.state.registry.find("", "v1", "nodes")
-        assert node_type is not None
-        self.state.store.create(node_type, "", jobs.build_node(jobs.DEFAULT_NODE))
+        if self.jobs.mode == "scripted":
+            node_type = self.state.registry.find("", "v1", "nodes")
+            assert node_type is not None
+            self.state.store.create(node_type, "", jobs.build_node(jobs.DEFAULT_NODE))
+            self.state.kubelet_nodes.add(jobs.DEFAULT_NODE)
         if self.crds_dir is None:
             return
         crd_type = self.state.registry.find(

@@ -10,6 +10,8 @@ headers, as `kubectl --as` sends them. Authorisation allows everything unless a 
 from __future__ import annotations
 
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from koos_sandbox import errors
@@ -77,9 +79,38 @@ class DenyRule:
         return not (self.group is not None and self.group not in user.groups)
 
 
+@dataclass(frozen=True)
+class BoundToken:
+    """A token issued by the TokenRequest API: valid until `expires` (time.time()) and while
+    every object of `bound_uids` (the ServiceAccount, the Pod it is bound to) exists."""
+
+    user: UserInfo
+    expires: float
+    bound_uids: tuple[str, ...]
+
+
 class Authenticator:
     def __init__(self) -> None:
         self.tokens: dict[str, UserInfo] = {}
+        self.bound: dict[str, BoundToken] = {}
+        # Whether an object with this uid exists; set by the sandbox (its store).
+        self.exists: Callable[[str], bool] = lambda uid: False
+
+    def add_bound(self, user: UserInfo, expires: float, bound_uids: tuple[str, ...]) -> str:
+        """A new random token for `user` (a ServiceAccount), refused after `expires` or once
+        one of `bound_uids` is deleted."""
+        token = secrets.token_urlsafe(32)
+        self.bound[token] = BoundToken(user, expires, bound_uids)
+        return token
+
+    def _bound_user(self, token: str) -> UserInfo | None:
+        found = self.bound.get(token)
+        if found is None:
+            return None
+        if time.time() >= found.expires or not all(self.exists(u) for u in found.bound_uids):
+            del self.bound[token]  # expired or its ServiceAccount/Pod is gone: for good
+            return None
+        return found.user
 
     def add(self, username: str, groups: tuple[str, ...] = (), token: str | None = None) -> str:
         token = token or secrets.token_urlsafe(24)
@@ -97,7 +128,8 @@ class Authenticator:
     ) -> UserInfo:
         if not authorization or not authorization.startswith("Bearer "):
             raise ApiError(401, "Unauthorized", "Unauthorized")
-        user = self.tokens.get(authorization[len("Bearer ") :].strip())
+        token = authorization[len("Bearer ") :].strip()
+        user = self.tokens.get(token) or self._bound_user(token)
         if user is None:
             raise ApiError(401, "Unauthorized", "Unauthorized")
         user = _with_authenticated(user)

@@ -43,8 +43,9 @@ SUBRESOURCE_VERBS = {
     "status": ["get", "patch", "update"],
     "log": ["get"],
     "token": ["create"],
+    "binding": ["create"],
 }
-SUBRESOURCE_KINDS = {"log": "Pod", "token": "TokenRequest"}
+SUBRESOURCE_KINDS = {"log": "Pod", "token": "TokenRequest", "binding": "Binding"}
 
 VERSION = {
     "major": "1",

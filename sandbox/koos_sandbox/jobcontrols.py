@@ -12,7 +12,7 @@ touches the controller's queue or counts directly.
 
 from __future__ import annotations
 
-from koos_sandbox.kubelet import Kubelet
+from koos_sandbox.kubelet import StoreNodes
 from koos_sandbox.nodes import DEFAULT_NODE
 from koos_sandbox.runtime import Runtime, ScriptedRuntime, ScriptRule
 
@@ -20,8 +20,8 @@ from koos_sandbox.runtime import Runtime, ScriptedRuntime, ScriptRule
 class JobControls:
     """Test controls of the Job controller (and of the kubelet stand-in behind it)."""
 
-    runtime: Runtime
-    kubelet: Kubelet
+    runtime: Runtime | None
+    kubelet: StoreNodes
 
     def script(
         self,

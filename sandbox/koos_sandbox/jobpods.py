@@ -25,7 +25,7 @@ import uuid
 from koos_sandbox import jobspec as js
 from koos_sandbox.errors import ApiError
 from koos_sandbox.jobspec import INDEX, JOB_TRACKING, default_pod, delete_object
-from koos_sandbox.kubelet import Kubelet
+from koos_sandbox.kubelet import StoreNodes
 from koos_sandbox.registry import ResourceType
 from koos_sandbox.serviceaccounts import admit_pod
 from koos_sandbox.store import Event, Obj, Store, now_rfc3339
@@ -109,7 +109,7 @@ class JobPods:
     def __init__(
         self,
         store: Store,
-        kubelet: Kubelet,
+        kubelet: StoreNodes,
         pod_rt: ResourceType,
         event_rt: ResourceType,
         ns_rt: ResourceType,

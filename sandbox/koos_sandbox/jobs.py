@@ -21,7 +21,8 @@ put the Job back on that queue. An error on one Job is logged and the loop goes 
 Layout: jobs.py (this controller: its queue, timers and the sync of one Job), jobstatus.py
 (the sync's computations, no store), jobpods.py (the Pods and Events it writes),
 jobcontrols.py (the controls tests use), jobspec.py (API-server defaults/validation and
-helpers on Job/Pod objects), kubelet.py and podstatus.py (Pod lifecycle), runtime.py (local
+helpers on Job/Pod objects), kubelet.py (scripted Pod lifecycle in the store) or node_agent/
+(local processes, through the API), podstatus.py (the status both write), runtime.py (local
 processes or scripted outcomes), podenv.py (container environment), nodes.py (Node).
 """
 
@@ -47,10 +48,10 @@ from koos_sandbox.jobstatus import (
     set_pod_counts,
     wanted_pods,
 )
-from koos_sandbox.kubelet import Kubelet
+from koos_sandbox.kubelet import Kubelet, StoreNodes
 from koos_sandbox.nodes import DEFAULT_NODE, build_node
 from koos_sandbox.registry import ResourceType
-from koos_sandbox.runtime import LocalRuntime, Runtime, ScriptedRuntime, ScriptRule
+from koos_sandbox.runtime import Runtime, ScriptedRuntime, ScriptRule
 from koos_sandbox.state import State
 from koos_sandbox.store import Event, Obj, now_rfc3339
 
@@ -98,12 +99,17 @@ class JobController(JobControls):
         if mode not in ("local", "scripted"):
             raise ValueError(f"jobs mode must be 'local' or 'scripted', not {mode!r}")
         self.state, self.store, self.mode = state, state.store, mode
-        self.runtime: Runtime = (
-            LocalRuntime(entrypoints=entrypoints) if mode == "local" else ScriptedRuntime()
-        )
+        # Local mode: the sandbox starts a node agent that runs Pods through the HTTPS API
+        # (node_agent/); here only what the control plane knows of Nodes.
+        self.runtime: Runtime | None = ScriptedRuntime() if mode == "scripted" else None
         if restart_delay is None:
             restart_delay = 0.0 if mode == "scripted" else 1.0
-        self.kubelet = Kubelet(state, self.runtime, grace=grace, restart_delay=restart_delay)
+        self.grace, self.restart_delay, self.entrypoints = grace, restart_delay, entrypoints
+        self.kubelet: StoreNodes = (
+            Kubelet(state, self.runtime, grace=grace, restart_delay=restart_delay)
+            if self.runtime is not None
+            else StoreNodes(state)
+        )
         self.pod_backoff = (
             (0.0 if mode == "scripted" else 0.2) if pod_backoff is None else (pod_backoff)
         )

@@ -14,8 +14,9 @@ import copy
 import uuid
 from datetime import UTC, datetime
 
+from koos_sandbox.objects import Obj, now_rfc3339
 from koos_sandbox.registry import ResourceType
-from koos_sandbox.store import Obj, Store, now_rfc3339
+from koos_sandbox.store import Store
 
 JOB_TRACKING = "batch.kubernetes.io/job-tracking"
 CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
@@ -158,33 +159,6 @@ def delete_object(store: Store, rt: ResourceType, obj: Obj) -> None:
         store.mark_deleted(rt, obj, finalizers)
     else:
         store.remove(rt, obj)
-
-
-def condition(kind: str, status: str, reason: str = "", message: str = "") -> Obj:
-    found: Obj = {
-        "type": kind,
-        "status": status,
-        "lastProbeTime": None,
-        "lastTransitionTime": now_rfc3339(),
-    }
-    if reason:
-        found["reason"] = reason
-    if message:
-        found["message"] = message
-    return found
-
-
-def merge_conditions(old: list[Obj], new: list[Obj]) -> list[Obj]:
-    """`new` in order, then old ones of other types; a transition time moves only when the
-    status does."""
-    by_type = {c.get("type"): c for c in old}
-    out = []
-    for item in new:
-        before = by_type.pop(item["type"], None)
-        if before is not None and before.get("status") == item["status"]:
-            item = {**item, "lastTransitionTime": before.get("lastTransitionTime")}
-        out.append(item)
-    return out + list(by_type.values())
 
 
 def controller_uid(obj: Obj | None) -> str:

@@ -1,4 +1,9 @@
-"""The kubelet stand-in, with the one decision of the scheduler it needs (which node).
+"""The store-level kubelet of `--jobs scripted` (outcomes a test decides), with the one
+decision of the scheduler it needs (which node), and `StoreNodes`, what the control plane
+knows of Nodes in either mode. `--jobs local` runs Pods on the node agent (node_agent/),
+which works through the HTTPS API as against any API server; this module then only answers
+whether a Pod's Node is Ready and performs deletes and evictions. The store-level kubelet
+runs only Pods of the Nodes it registered (`state.kubelet_nodes`).
 
 Pods move as a node moves them: bound to a Ready node (`spec.nodeName`, condition
 PodScheduled), Pending with containers `ContainerCreating`, Running, then Succeeded or
@@ -30,8 +35,9 @@ import copy
 import uuid
 
 from koos_sandbox.errors import ApiError
-from koos_sandbox.jobspec import condition, delete_object, merge_conditions
+from koos_sandbox.jobspec import delete_object
 from koos_sandbox.nodes import node_ready, with_readiness
+from koos_sandbox.objects import condition, merge_conditions
 from koos_sandbox.podenv import ConfigError, resolve_env
 from koos_sandbox.podstart import image_problem, missing_volume
 from koos_sandbox.podstatus import (
@@ -42,7 +48,7 @@ from koos_sandbox.podstatus import (
     with_node_lost,
     with_status,
 )
-from koos_sandbox.runtime import NOT_LOCATED, Launch, Outcome, Runtime
+from koos_sandbox.runtime import NOT_LOCATED, Launch, Outcome, Runtime, runtime_refusal
 from koos_sandbox.state import State
 from koos_sandbox.store import Event, Obj, now_rfc3339
 
@@ -51,20 +57,73 @@ CONFIG = {("", "secrets"), ("", "configmaps")}
 TERMINAL = ("Succeeded", "Failed")
 
 
-class Kubelet:
+class StoreNodes:
+    """What the sandbox's control plane knows of its Nodes without being their kubelet:
+    whether a Pod's Node is Ready (so a kubelet will report how the Pod ends), and the
+    Eviction API's and a plain delete's steps. In `--jobs local` mode this is all there is
+    in-process: the node agent (node_agent/) runs the Pods through the HTTPS API."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self._stopped = False
+        pods, nodes = state.registry.find("", "v1", "pods"), state.registry.find("", "v1", "nodes")
+        assert pods is not None and nodes is not None
+        self.pod_rt, self.node_rt = pods, nodes
+
+    async def run(self) -> None:
+        await asyncio.Event().wait()
+
+    async def stop(self) -> None:
+        self._stopped = True
+
+    def manages(self, pod: Obj) -> bool:
+        """Whether a live kubelet runs this Pod (so it will report how it ends)."""
+        name = (pod.get("spec") or {}).get("nodeName")
+        if not name or self._stopped:
+            return False
+        return node_ready(self.state.store.find(self.node_rt, "", str(name)))
+
+    def evict(self, namespace: str, name: str) -> None:
+        pod = self.state.store.get(self.pod_rt, namespace, name)
+        new = copy.deepcopy(pod)
+        status = new.setdefault("status", {})
+        status["conditions"] = merge_conditions(
+            status.get("conditions") or [],
+            [
+                condition(
+                    "DisruptionTarget", "True", "EvictionByEvictionAPI", "Eviction API: evicting"
+                )
+            ],
+        )
+        delete_object(
+            self.state.store, self.pod_rt, self.state.store.replace(self.pod_rt, pod, new)
+        )
+
+    def delete(self, namespace: str, name: str) -> None:
+        delete_object(
+            self.state.store, self.pod_rt, self.state.store.get(self.pod_rt, namespace, name)
+        )
+
+    def set_node_ready(self, name: str, ready: bool) -> None:
+        raise RuntimeError(
+            "lose_node/restore_node need the sandbox's jobs mode 'scripted' (in 'local' mode "
+            "the node agent owns the Node)"
+        )
+
+
+class Kubelet(StoreNodes):
+    """The store-level kubelet of `--jobs scripted`: reads and writes the sandbox's store."""
+
     def __init__(
         self, state: State, runtime: Runtime, *, grace: float = 1.0, restart_delay: float = 0.0
     ) -> None:
-        self.state, self.runtime = state, runtime
+        super().__init__(state)
+        self.runtime = runtime
         self.grace, self.restart_delay = grace, restart_delay
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.workers: dict[str, Worker] = {}
         self._ips = 0
         self._turn = 0
-        self._stopped = False
-        pods, nodes = state.registry.find("", "v1", "pods"), state.registry.find("", "v1", "nodes")
-        assert pods is not None and nodes is not None
-        self.pod_rt, self.node_rt = pods, nodes
         state.store.listeners.append(self._listen)
 
     def _listen(self, event: Event) -> None:
@@ -116,15 +175,19 @@ class Kubelet:
                 if worker.namespace == event.namespace:
                     worker.config.set()
 
-    def manages(self, pod: Obj) -> bool:
-        """Whether a live kubelet runs this Pod (so it will report how it ends)."""
+    def _elsewhere(self, pod: Obj) -> bool:
+        """Bound to a Node another kubelet (a node agent) registered: not ours to run."""
         name = (pod.get("spec") or {}).get("nodeName")
-        if not name or self._stopped:
-            return False
-        return node_ready(self.state.store.find(self.node_rt, "", str(name)))
+        return (
+            bool(name)
+            and name not in self.state.kubelet_nodes
+            and (self.state.store.find(self.node_rt, "", str(name)) is not None)
+        )
 
     def _reconcile(self, pod: Obj) -> None:
         meta = pod["metadata"]
+        if self._elsewhere(pod):
+            return
         deleting, worker = "deletionTimestamp" in meta, self.workers.get(meta["uid"])
         if (pod.get("status") or {}).get("phase") in TERMINAL or (
             deleting and worker is None and not self.manages(pod)
@@ -155,6 +218,7 @@ class Kubelet:
 
     def _schedule(self, pod: Obj) -> None:
         nodes = self.state.store.items(NODES)
+        nodes = [n for n in nodes if n["metadata"]["name"] in self.state.kubelet_nodes]
         ready = [
             n for n in nodes if node_ready(n) and not (n.get("spec") or {}).get("unschedulable")
         ]
@@ -179,27 +243,6 @@ class Kubelet:
         self.state.store.replace(self.pod_rt, pod, new)
 
     # ---- test controls -----------------------------------------------------------------
-
-    def evict(self, namespace: str, name: str) -> None:
-        pod = self.state.store.get(self.pod_rt, namespace, name)
-        new = copy.deepcopy(pod)
-        status = new.setdefault("status", {})
-        status["conditions"] = merge_conditions(
-            status.get("conditions") or [],
-            [
-                condition(
-                    "DisruptionTarget", "True", "EvictionByEvictionAPI", "Eviction API: evicting"
-                )
-            ],
-        )
-        delete_object(
-            self.state.store, self.pod_rt, self.state.store.replace(self.pod_rt, pod, new)
-        )
-
-    def delete(self, namespace: str, name: str) -> None:
-        delete_object(
-            self.state.store, self.pod_rt, self.state.store.get(self.pod_rt, namespace, name)
-        )
 
     def set_node_ready(self, name: str, ready: bool) -> None:
         node = self.state.store.get(self.node_rt, "", name)
@@ -299,14 +342,14 @@ class Kubelet:
                 self._write(w)
                 await w.stop.wait()
                 continue
-            if missing_volume(self.state.store, self.state.registry, pod) is not None:
+            if missing_volume(self._lookup, pod) is not None:
                 table[name] = waiting(c, "ContainerCreating", "", restarts, last)
                 self._write(w)
                 w.config.clear()
                 await _first(w.stop, w.config)
                 continue
             try:
-                env = resolve_env(self.state.store, self.state.registry, pod, c, w.pod_ip)
+                env = resolve_env(self._lookup, pod, c, w.pod_ip)
             except ConfigError as error:
                 table[name] = waiting(c, "CreateContainerConfigError", str(error), restarts, last)
                 self._write(w)
@@ -364,6 +407,10 @@ class Kubelet:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(w.stop.wait(), delay)
 
+    def _lookup(self, kind: str, namespace: str, name: str) -> Obj | None:
+        rt = self.state.registry.find("", "v1", "secrets" if kind == "Secret" else "configmaps")
+        return None if rt is None else self.state.store.find(rt, namespace, name)
+
     def _current(self, w: Worker) -> Obj | None:
         pod = self.state.store.find(self.pod_rt, w.namespace, w.name)
         return pod if pod is not None and pod["metadata"]["uid"] == w.uid else None
@@ -373,22 +420,6 @@ class Kubelet:
         if pod is None or w.silent or self._stopped:
             return
         self.state.store.replace(self.pod_rt, pod, with_status(pod, w))
-
-
-def runtime_refusal(env: dict[str, str]) -> str:
-    """Why the OCI runtime would refuse to start a container with this environment, or "".
-    runc checks every variable when the container starts (after the API server and the
-    kubelet accepted it) and refuses a NUL byte; containerd reports StartError, exit 128.
-    The value is left out of the message: it may be a Secret's."""
-    for key, value in env.items():
-        if "\x00" in key or "\x00" in value:
-            return (
-                "failed to create containerd task: failed to create shim task: OCI runtime "
-                "create failed: runc create failed: unable to start container process: error "
-                f'during container init: invalid environment variable "{key.split(chr(0))[0]}": '
-                "contains nul byte (\\x00): unknown"
-            )
-    return ""
 
 
 async def _first(*events: asyncio.Event) -> None:

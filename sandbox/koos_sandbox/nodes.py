@@ -10,7 +10,7 @@ import copy
 import os
 import platform
 
-from koos_sandbox.store import Obj, now_rfc3339
+from koos_sandbox.objects import Obj, now_rfc3339
 
 DEFAULT_NODE = "sandbox-node"
 UNREACHABLE = "node.kubernetes.io/unreachable"

@@ -1,4 +1,4 @@
-"""A container's environment as the kubelet builds it from the Pod spec and the store.
+"""A container's environment as the kubelet builds it from the Pod spec and its sources.
 
 `env` values get `$(VAR)` expansion against the variables defined before them; `valueFrom`
 resolves secretKeyRef, configMapKeyRef, fieldRef (metadata.name/namespace/uid/labels/
@@ -6,6 +6,10 @@ annotations, spec.nodeName/serviceAccountName, status.podIP/hostIP) and resource
 `envFrom` imports a whole ConfigMap or Secret with an optional prefix. A missing source or
 key that is not `optional` raises `ConfigError` with the kubelet's message, which the
 kubelet reports as the waiting reason `CreateContainerConfigError`.
+
+Secrets and ConfigMaps come from a `Lookup` (kind, namespace, name → object or None): the
+store-level kubelet reads its store, the node agent what it read through the API
+(`sources` lists what a Pod refers to, so it can fetch them first).
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ import base64
 import binascii
 import contextlib
 import re
+from collections.abc import Callable
 
-from koos_sandbox.registry import Registry
+from koos_sandbox.objects import Obj
 from koos_sandbox.runtime import expand
-from koos_sandbox.store import Obj, Store
+
+Lookup = Callable[[str, str, str], Obj | None]  # (kind, namespace, name) → object or None
 
 HOST_IP = "127.0.0.1"
 
@@ -26,11 +32,31 @@ class ConfigError(Exception):
     """A container's environment refers to a Secret, ConfigMap or key that does not exist."""
 
 
-def _source(
-    store: Store, registry: Registry, ns: str, kind: str, name: str
-) -> dict[str, str] | None:
-    rt = registry.find("", "v1", "secrets" if kind == "Secret" else "configmaps")
-    obj = None if rt is None else store.find(rt, ns, name)
+def sources(pod: Obj) -> set[tuple[str, str]]:
+    """The (kind, name) of every Secret and ConfigMap the Pod's containers and volumes use."""
+    spec, found = pod.get("spec") or {}, set()
+    for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        for src in c.get("envFrom") or []:
+            for kind, field in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+                if isinstance(src.get(field), dict):
+                    found.add((kind, str(src[field].get("name", ""))))
+        for item in c.get("env") or []:
+            source = item.get("valueFrom") or {}
+            for kind, field in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
+                if isinstance(source.get(field), dict):
+                    found.add((kind, str(source[field].get("name", ""))))
+    for volume in spec.get("volumes") or []:
+        for kind, field, key in (
+            ("Secret", "secret", "secretName"),
+            ("ConfigMap", "configMap", "name"),
+        ):
+            if isinstance(volume.get(field), dict):
+                found.add((kind, str(volume[field].get(key, ""))))
+    return found
+
+
+def _source(lookup: Lookup, ns: str, kind: str, name: str) -> dict[str, str] | None:
+    obj = lookup(kind, ns, name)
     if obj is None:
         return None
     data = {k: str(v) for k, v in (obj.get("data") or {}).items()}
@@ -42,11 +68,9 @@ def _source(
     return data
 
 
-def _lookup(
-    store: Store, registry: Registry, ns: str, kind: str, ref: Obj, key: str | None
-) -> dict[str, str] | None:
+def _lookup(lookup: Lookup, ns: str, kind: str, ref: Obj, key: str | None) -> dict[str, str] | None:
     name = ref.get("name", "")
-    data = _source(store, registry, ns, kind, name)
+    data = _source(lookup, ns, kind, name)
     if data is None:
         if ref.get("optional"):
             return None
@@ -77,14 +101,14 @@ def field_value(pod: Obj, path: str, pod_ip: str) -> str:
     return str(values.get(path) or "")
 
 
-def resolve_env(store: Store, registry: Registry, pod: Obj, c: Obj, pod_ip: str) -> dict[str, str]:
+def resolve_env(lookup: Lookup, pod: Obj, c: Obj, pod_ip: str) -> dict[str, str]:
     """The variables the container's spec defines (nothing from this machine)."""
     ns = pod["metadata"].get("namespace", "")
     env: dict[str, str] = {}
     for src in c.get("envFrom") or []:
         for kind, field in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
             if field in src:
-                data = _lookup(store, registry, ns, kind, src[field], None) or {}
+                data = _lookup(lookup, ns, kind, src[field], None) or {}
                 env.update({src.get("prefix", "") + k: v for k, v in data.items()})
     for item in c.get("env") or []:
         source = item.get("valueFrom")
@@ -94,7 +118,7 @@ def resolve_env(store: Store, registry: Registry, pod: Obj, c: Obj, pod_ip: str)
         for kind, field in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
             if field in source:
                 ref = source[field]
-                found = _lookup(store, registry, ns, kind, ref, ref.get("key", ""))
+                found = _lookup(lookup, ns, kind, ref, ref.get("key", ""))
                 if found is not None:
                     env[item["name"]] = found[ref.get("key", "")]
         if "fieldRef" in source:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
-from koos_sandbox.registry import Registry
-from koos_sandbox.store import Obj, Store
+from koos_sandbox.objects import Obj
+from koos_sandbox.podenv import Lookup
 
 # The reference grammar of the container runtimes (distribution/reference), simplified:
 # [domain/]path[:tag][@digest], path components lowercase.
@@ -34,18 +34,17 @@ def image_problem(image: str) -> str | None:
     )
 
 
-def missing_volume(store: Store, registry: Registry, pod: Obj) -> str | None:
+def missing_volume(lookup: Lookup, pod: Obj) -> str | None:
     """The first non-optional secret/configMap volume whose source is missing, or None."""
     namespace = pod["metadata"].get("namespace", "")
     for volume in (pod.get("spec") or {}).get("volumes") or []:
-        for field, plural, name_key in (
-            ("secret", "secrets", "secretName"),
-            ("configMap", "configmaps", "name"),
+        for field, kind, name_key in (
+            ("secret", "Secret", "secretName"),
+            ("configMap", "ConfigMap", "name"),
         ):
             source = volume.get(field)
             if not isinstance(source, dict) or source.get("optional"):
                 continue
-            rt = registry.find("", "v1", plural)
-            if rt is None or store.find(rt, namespace, str(source.get(name_key, ""))) is None:
+            if lookup(kind, namespace, str(source.get(name_key, ""))) is None:
                 return str(volume.get("name", ""))
     return None

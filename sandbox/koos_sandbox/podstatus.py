@@ -19,11 +19,10 @@ import hashlib
 import uuid
 from dataclasses import dataclass, field
 
-from koos_sandbox.jobspec import condition, merge_conditions
 from koos_sandbox.logs import PodLogs
+from koos_sandbox.objects import Obj, condition, merge_conditions, now_rfc3339
 from koos_sandbox.podenv import HOST_IP
 from koos_sandbox.runtime import NOT_LOCATED, Outcome
-from koos_sandbox.store import Obj, now_rfc3339
 
 MESSAGE_LIMIT, FALLBACK_LINES, FALLBACK_BYTES = 4096, 80, 2048
 

@@ -14,13 +14,13 @@ import base64
 import binascii
 import contextlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from koos_sandbox import errors, tables
-from koos_sandbox.auth import UserInfo, service_account_user
+from koos_sandbox import errors, nodeapi, tables
+from koos_sandbox.auth import UserInfo
 from koos_sandbox.errors import ApiError
 from koos_sandbox.registry import ResourceType
 from koos_sandbox.selectors import parse_field_selector, parse_label_selector
@@ -222,9 +222,14 @@ async def pod_log(
     elif container not in containers:
         raise errors.bad_request(f"container {container} is not valid for pod {name}")
     if not state.logs.has(namespace, name, container):
-        raise errors.bad_request(
-            f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating'
-        )
+        # Not one the sandbox's own (scripted) kubelet ran: ask the Pod's node, as
+        # kube-apiserver does.
+        address = nodeapi.kubelet_address(state, pod)
+        if address is None:
+            raise errors.bad_request(
+                f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating'
+            )
+        return await nodeapi.proxy_log(request, address, namespace, name, container)
     tail = request.query.get("tailLines")
     if request.query.get("follow") not in ("true", "1"):
         text = state.logs.read(namespace, name, container) or ""
@@ -247,22 +252,6 @@ def _tail(text: str, lines: str | None) -> str:
         return text
     kept = text.splitlines(keepends=True)
     return "".join(kept[-int(lines) :]) if int(lines) > 0 else ""
-
-
-def token_request(state: State, namespace: str, name: str) -> Obj:
-    sa_type = state.registry.find("", "v1", "serviceaccounts")
-    assert sa_type is not None
-    state.store.get(sa_type, namespace, name)
-    user = service_account_user(namespace, name)
-    token = state.authn.add(user.username, user.groups)
-    expires = datetime.now(UTC) + timedelta(hours=1)
-    return {
-        "kind": "TokenRequest",
-        "apiVersion": "authentication.k8s.io/v1",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"audiences": ["https://kubernetes.default.svc"], "expirationSeconds": 3600},
-        "status": {"token": token, "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ")},
-    }
 
 
 async def delete_collection(

@@ -92,7 +92,7 @@ BUILTINS: tuple[ResourceType, ...] = (
         ("create", "delete", "get", "list", "patch", "update", "watch"),
     ),
     _builtin("", "v1", "Event", "events", True, ("ev",)),
-    _builtin("", "v1", "Pod", "pods", True, ("po",), ("all",), ("status", "log")),
+    _builtin("", "v1", "Pod", "pods", True, ("po",), ("all",), ("status", "log", "binding")),
     _builtin("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), (), ("token",)),
     _builtin("", "v1", "Secret", "secrets", True),
     _builtin("", "v1", "ConfigMap", "configmaps", True, ("cm",)),

@@ -47,6 +47,9 @@ class Launch:
     logs: PodLogs
     stop: asyncio.Event
     grace: float = 1.0
+    # What the node adds under the container's env (service variables, KUBECONFIG); the
+    # container's own `env` wins on a clash, as a kubelet's service variables lose to it.
+    base_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def pod_name(self) -> str:
@@ -91,10 +94,34 @@ def expand(text: str, env: dict[str, str]) -> str:
     return "".join(out)
 
 
+def runtime_refusal(env: dict[str, str]) -> str:
+    """Why the OCI runtime would refuse to start a container with this environment, or "".
+    runc checks every variable when the container starts (after the API server and the
+    kubelet accepted it) and refuses a NUL byte; containerd reports StartError, exit 128.
+    The value is left out of the message: it may be a Secret's."""
+    for key, value in env.items():
+        if "\x00" in key or "\x00" in value:
+            return (
+                "failed to create containerd task: failed to create shim task: OCI runtime "
+                "create failed: runc create failed: unable to start container process: error "
+                f'during container init: invalid environment variable "{key.split(chr(0))[0]}": '
+                "contains nul byte (\\x00): unknown"
+            )
+    return ""
+
+
 class LocalRuntime:
-    def __init__(self, *, entrypoints: dict[str, list[str]] | None = None) -> None:
+    """`root`: where containers' working folders go (default: a new temporary folder);
+    removed by `close()`."""
+
+    def __init__(
+        self, *, entrypoints: dict[str, list[str]] | None = None, root: Path | None = None
+    ) -> None:
         self.entrypoints = dict(entrypoints or {})
-        self.root = Path(tempfile.mkdtemp(prefix="koos-kubelet-"))
+        if root is None:
+            root = Path(tempfile.mkdtemp(prefix="koos-kubelet-"))
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
         self._serial = 0
 
     def close(self) -> None:
@@ -120,7 +147,7 @@ class LocalRuntime:
         def mapped(value: str) -> str:
             return value.replace(message_path, str(message_file))
 
-        env = {k: mapped(v) for k, v in launch.env.items()}
+        env = {**launch.base_env, **{k: mapped(v) for k, v in launch.env.items()}}
         command = [mapped(str(x)) for x in c.get("command") or []]
         command = command or self._entrypoint(str(c.get("image", "")))
         argv = [expand(x, env) for x in command + [mapped(str(a)) for a in c.get("args") or []]]

@@ -17,7 +17,7 @@ from urllib.parse import unquote
 import yaml
 from aiohttp import web
 
-from koos_sandbox import discovery, errors, limits, openapi, reads
+from koos_sandbox import discovery, errors, limits, nodeapi, openapi, reads
 from koos_sandbox.apply import manager_of
 from koos_sandbox.apply_write import apply_write
 from koos_sandbox.audit import Record
@@ -234,10 +234,14 @@ class Server:
         state, query = self.state, request.query
         if target.subresource == "log":
             return await reads.pod_log(state, request, target.namespace, target.name)
-        if target.subresource == "token":
+        if target.subresource in ("token", "binding"):
             if request.method != "POST":
                 raise errors.method_not_allowed()
-            return json_response(reads.token_request(state, target.namespace, target.name), 201)
+            body = await _read_json(request, allow_empty=True) or {}
+            if target.subresource == "binding":
+                return json_response(nodeapi.bind(state, target.namespace, target.name, body), 201)
+            answer = nodeapi.token_request(state, target.namespace, target.name, body)
+            return json_response(answer, 201)
         if verb == "get":
             obj = state.store.get(rt, target.namespace, target.name)
             return json_response(

@@ -24,5 +24,6 @@ class State:
     faults: Faults = field(default_factory=Faults)
     requests: RequestLog = field(default_factory=RequestLog)
     logs: PodLogs = field(default_factory=PodLogs)
+    kubelet_nodes: set[str] = field(default_factory=set)  # Nodes the store-level kubelet runs
     bookmark_interval: float = 5.0
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("koos_sandbox"))

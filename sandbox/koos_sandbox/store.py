@@ -18,13 +18,12 @@ import copy
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 from koos_sandbox import errors
+from koos_sandbox.objects import Obj as Obj
+from koos_sandbox.objects import now_rfc3339 as now_rfc3339
 from koos_sandbox.registry import Registry, ResourceType, tracks_generation
 
-Obj = dict[str, Any]
 Key = tuple[str, str]  # (group, plural)
 
 
@@ -36,10 +35,6 @@ class Event:
     namespace: str
     obj: Obj
     old: Obj | None
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class StaleObject(Exception):
@@ -198,6 +193,19 @@ class Store:
             meta["generation"] = meta.get("generation", 1) + 1
         self.rv += 1
         meta["resourceVersion"] = str(self.rv)
+        namespace, name = meta.get("namespace", ""), meta["name"]
+        self._objects[rt.key][(namespace, name)] = new
+        self._emit(Event(self.rv, "MODIFIED", rt.key, namespace, new, old))
+        return new
+
+    def shorten_grace(self, rt: ResourceType, old: Obj, grace: int) -> Obj:
+        """A Pod marked for deletion gets a shorter grace period (0: it goes as soon as its
+        last finalizer does)."""
+        new = copy.deepcopy(old)
+        new["metadata"]["deletionGracePeriodSeconds"] = grace
+        self.rv += 1
+        new["metadata"]["resourceVersion"] = str(self.rv)
+        meta = new["metadata"]
         namespace, name = meta.get("namespace", ""), meta["name"]
         self._objects[rt.key][(namespace, name)] = new
         self._emit(Event(self.rv, "MODIFIED", rt.key, namespace, new, old))

@@ -364,7 +364,14 @@ class Writes:
         policy = strategies.propagation(rt, options)
         finalizers = list(meta.get("finalizers") or [])
         if "deletionTimestamp" in meta:
-            # A second delete only switches an orphaning delete to another policy.
+            # A second delete may shorten a Pod's grace period (a kubelet ends with 0: the
+            # Pod goes now, or when its last finalizer does); nothing else changes.
+            grace = meta.get("deletionGracePeriodSeconds")
+            shorter = strategies.grace_period(rt, obj, options) if grace else None
+            if shorter is not None and shorter < grace:
+                if shorter == 0 and not finalizers:
+                    return self.store.remove(rt, obj)
+                return self.store.shorten_grace(rt, obj, shorter)
             return obj
         if policy == "Foreground" and "foregroundDeletion" not in finalizers:
             finalizers.append("foregroundDeletion")

@@ -134,7 +134,7 @@ async def test_local_process_logs_and_termination_message(local: Sandbox) -> Non
         state = terminated(pod)
         assert (state["exitCode"], state["reason"]) == (0, "Completed")
         assert state["message"].strip() == '{"a":1}'
-        assert local.state.logs.read(NS, pod["metadata"]["name"], "main") == "hi\n"
+        assert local.pod_logs.read(NS, pod["metadata"]["name"], "main") == "hi\n"
         url = f"{local.url}/api/v1/namespaces/{NS}/pods/{pod['metadata']['name']}/log"
         async with http.get(url) as r:
             assert r.status == 200 and await r.text() == "hi\n"
@@ -231,7 +231,7 @@ async def test_env_from_secret_waits_for_the_secret(local: Sandbox) -> None:
     await finished(local, "secretive")
     pod = pods(local, "secretive")[0]
     name = pod["metadata"]["name"]
-    assert local.state.logs.read(NS, name, "main") == f"s3cr3t {name}\n"
+    assert local.pod_logs.read(NS, name, "main") == f"s3cr3t {name}\n"
 
 
 async def test_missing_command_is_a_start_error(local: Sandbox) -> None:
@@ -259,7 +259,7 @@ async def test_indexed_job_sets_completion_index(local: Sandbox) -> None:
     for pod in pods(local, "idx"):
         index = pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
         assert pod["metadata"]["name"].startswith(f"idx-{index}-")
-        seen.add(local.state.logs.read(NS, pod["metadata"]["name"], "main"))
+        seen.add(local.pod_logs.read(NS, pod["metadata"]["name"], "main"))
     assert seen == {"0\n", "1\n", "2\n"}
 
 
@@ -551,7 +551,7 @@ async def test_init_containers_run_first(local: Sandbox, tmp_path: Path) -> None
     await finished(local, "init")
     pod = pods(local, "init")[0]
     assert pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
-    assert local.state.logs.read(NS, pod["metadata"]["name"], "main") == "ready\n"
+    assert local.pod_logs.read(NS, pod["metadata"]["name"], "main") == "ready\n"
 
 
 async def test_stop_kills_running_processes(tmp_path: Path) -> None:
@@ -571,7 +571,7 @@ async def test_stop_kills_running_processes(tmp_path: Path) -> None:
     finally:
         await sb.stop()
     assert not _alive(int(pid_file.read_text()))
-    assert not sb.jobs.runtime.root.exists()  # type: ignore[attr-defined]
+    assert sb.node_agent is not None and not sb.node_agent.workdir.exists()
 
 
 async def test_a_malformed_job_is_refused_and_others_run(scripted: Sandbox) -> None:
@@ -590,7 +590,7 @@ async def test_the_demo_job_runs_locally(local: Sandbox) -> None:
     await finished(local, "say-hello")
     pod = pods(local, "say-hello")[0]
     assert terminated(pod)["message"].strip() == '{"greeted": 3}'
-    logs = local.state.logs.read(NS, pod["metadata"]["name"], "main")
+    logs = local.pod_logs.read(NS, pod["metadata"]["name"], "main")
     assert logs == "hello 1\nhello 2\nhello 3\n"
 
 

@@ -12,6 +12,7 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_EXECUTION = f"{GROUP}/execution"
 LABEL_STEP = f"{GROUP}/step"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
+LABEL_ITEM = f"{GROUP}/item"  # the index of a loop item's Job
 
 ANNOTATION_CANCEL = f"{GROUP}/cancel"
 # On a step's Pods: the full name of their Execution.

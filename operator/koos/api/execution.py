@@ -41,6 +41,60 @@ class ExecutionSpec(KoosModel):
     )
 
 
+class LoopItem(KoosModel):
+    """An item in flight: its Job is `<execution>-<step>-<index>-<attempt>`."""
+
+    index: int = Field(description="Position of the item in the list, from 0.")
+    attempt: int = Field(description="Attempt of the item running now (or that failed).")
+    retry_time: str | None = Field(
+        default=None, description="When the item's next attempt starts (after a failed one)."
+    )
+
+
+class ItemFailure(KoosModel):
+    """One of the first failed items of a loop."""
+
+    index: int = Field(description="Position of the item in the list, from 0.")
+    item: str = Field(description="The item (as JSON when not a string), shortened.")
+    message: str = Field(description="Why it failed: the reason and the tail of its log.")
+
+
+class LoopStatus(KoosModel):
+    """Progress of a loop step: counts and compact index ranges, never a record per item."""
+
+    total: int = Field(description="Number of items.")
+    succeeded: int = Field(default=0, description="Items that succeeded.")
+    failed: int = Field(default=0, description="Items that failed (after their retries).")
+    running: int = Field(default=0, description="Items in flight.")
+    pending: int = Field(default=0, description="Items not started yet.")
+    completed_indexes: str | None = Field(
+        default=None, description="Indexes of the items that succeeded, as ranges: 0-4999,5002."
+    )
+    failed_indexes: str | None = Field(
+        default=None, description="Indexes of the items that failed, as ranges."
+    )
+    active: list[LoopItem] | None = Field(
+        default=None, description="Items in flight (at most `concurrency`)."
+    )
+    failures: list[ItemFailure] | None = Field(
+        default=None, description="The first failed items, with their messages."
+    )
+    concurrency: int = Field(default=1, description="Items in flight at most, as resolved.")
+    max_errors: int = Field(default=0, description="Failed items tolerated, as a count.")
+    batch_size: int = Field(default=0, description="Items per batch (0: no batches).")
+    stopped: str | None = Field(
+        default=None,
+        description="Why no new item starts (TooManyErrors, OutputsTooLarge): the items in "
+        "flight finish, then the step fails.",
+    )
+    paused_batch: int | None = Field(
+        default=None, description="The last batch after which the loop paused."
+    )
+    round: int = Field(
+        default=0, description="How many times the failed items were sent to run again."
+    )
+
+
 class StepStatus(KoosModel):
     """Compact record of one step (loops keep counts, not a record per item)."""
 
@@ -60,6 +114,10 @@ class StepStatus(KoosModel):
         default=None,
         description="Outputs the step wrote to $KOOS_OUTPUT.",
         json_schema_extra=PRESERVE,
+    )
+    loop: LoopStatus | None = Field(default=None, description="Progress of a loop step.")
+    awaiting_continue: bool | None = Field(
+        default=None, description="Waiting for `koos.io/continue=<step>`"
     )
     proof: str | None = Field(
         default=None,

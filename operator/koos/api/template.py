@@ -128,6 +128,45 @@ class RetryPolicy(KoosModel):
     max_backoff: str = Field(default="10m", description="Longest wait between attempts.")
 
 
+class Loop(KoosModel):
+    """Run the step once per item, with rate control (`koos.engine.loop`)."""
+
+    items: list[Any] | str = Field(
+        description="The items: a list, or an expression that renders to one (commonly an "
+        "earlier step's output). At most 10,000. Inside the step, expressions read `item` and "
+        "`index`; containers get KOOS_ITEM (JSON when not a string) and KOOS_INDEX.",
+    )
+    concurrency: int | str = Field(
+        default=1,
+        description="Items in flight at most (1 to 500): a number or an expression. Items "
+        "start in list order.",
+        json_schema_extra={"x-kubernetes-int-or-string": True},
+    )
+    max_errors: int | str = Field(
+        default=0,
+        description='Failed items tolerated: a count, a percentage of the items ("10%"), '
+        "or an expression. Once more fail, no new item starts and the step fails "
+        "(TooManyErrors) when the items in flight have finished.",
+        json_schema_extra={"x-kubernetes-int-or-string": True},
+    )
+    batch_size: int | str = Field(
+        default=0,
+        description="Items per batch (0: no batches): a batch starts when the previous one "
+        "has finished. A number or an expression.",
+        json_schema_extra={"x-kubernetes-int-or-string": True},
+    )
+    pause: Literal["None", "AfterFirstBatch", "EveryBatch"] = Field(
+        default="None",
+        description="Wait for `kubectl annotate exe <name> koos.io/continue=<step>` after the "
+        "first batch (a canary) or after every batch. Needs batchSize.",
+    )
+    collect_outputs: bool = Field(
+        default=True,
+        description="Collect each output key of the items as a list in item order (at most "
+        "64 KiB in all, else the step fails with OutputsTooLarge). false: keep no outputs.",
+    )
+
+
 class Step(KoosModel):
     """One step of a runbook: exactly one action (`run`, `sleep` or `approve`) and how to
     run it."""
@@ -150,8 +189,14 @@ class Step(KoosModel):
     approve: ApproveAction | None = Field(
         default=None, description="Wait for people to approve with kubectl annotate."
     )
+    loop: Loop | None = Field(
+        default=None,
+        description="Run the step once per item (run steps), with concurrency, maxErrors "
+        "and batches.",
+    )
     retries: RetryPolicy | None = Field(
-        default=None, description="Retry a failed attempt (each attempt is a new Job)."
+        default=None,
+        description="Retry a failed attempt (each attempt is a new Job; in a loop, per item).",
     )
     timeout: str | None = Field(
         default=None, description="Fail an attempt that runs longer, e.g. 10m."

@@ -15,6 +15,10 @@ State machine of an Execution (status.phase):
              ▼
           (Running until the finally steps are done)
 
+The run is Waiting (not Running) while a step waits for a person: an Approval
+(AwaitingApproval) or, at a loop's batch boundary with `pause`, koos.io/continue
+(AwaitingContinue).
+
 Steps (status.steps[].phase): Pending → Running → Succeeded | Failed | Skipped | Cancelled.
 A failed attempt with retries left stays Running with a `retryTime`. A step with
 `onError: Abort` that fails stops new main steps from starting (they end Skipped, reason
@@ -69,7 +73,17 @@ def plan(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
     status = snapshot.status
     consumed = _commands(snapshot)
     if status.phase in TERMINAL_PHASES:
-        return Plan(status=status, consume_annotations=consumed)
+        # Loop items' ended Jobs left by a crash between the last status write and their
+        # deletion: the finished run records every item.
+        leftover = sorted(
+            name
+            for name, job in snapshot.jobs.items()
+            if job.index is not None
+            and job.phase != "Active"
+            and not job.foreign
+            and not job.deleting
+        )
+        return Plan(status=status, consume_annotations=consumed, release_jobs=tuple(leftover))
     if status.template is None:
         started = _start(snapshot, now)
         if started.status.phase in TERMINAL_PHASES:
@@ -105,6 +119,7 @@ def plan(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
         status=status,
         create_jobs=progress.create_jobs,
         delete_jobs=progress.delete_jobs,
+        release_jobs=progress.release_jobs,
         create_approvals=progress.create_approvals,
         cancel_approvals=progress.cancel_approvals,
         event=event,
@@ -377,10 +392,15 @@ def _summarize(snapshot: ExecutionSnapshot, status: ExecutionStatus) -> Executio
         "observed_generation": snapshot.generation,
     }
     if status.phase in ("Running", "Waiting"):
-        running = [s.name for s in records if s.phase == "Running"]
+        running = [_running(s) for s in records if s.phase == "Running"]
         waiting = [s.approval for s in records if s.phase == "Running" and s.approval]
+        paused = [s.name for s in records if s.phase == "Running" and s.awaiting_continue]
         text = f"Running {', '.join(running)}." if running else "Waiting for the next step."
         reason = "Running"
+        if paused:
+            commands = " ".join(f"koos.io/continue={name}" for name in paused)
+            text = f"Waiting for continue: kubectl annotate exe {snapshot.name} {commands}"
+            reason = "AwaitingContinue"
         if waiting:
             text = "Waiting for approval: " + "; ".join(
                 f"kubectl annotate approval {name} koos.io/decision=approve" for name in waiting
@@ -393,12 +413,22 @@ def _summarize(snapshot: ExecutionSnapshot, status: ExecutionStatus) -> Executio
             reason = blocked[0].reason or reason
         if status.cancel_requested:
             text, reason = "Cancelling: " + text, "Cancelling"
-        update["phase"] = "Waiting" if waiting and not status.cancel_requested else "Running"
+        update["phase"] = (
+            "Waiting" if (waiting or paused) and not status.cancel_requested else "Running"
+        )
         update["message"] = _short(text)
         update["conditions"] = _conditions(
             snapshot, _transition_time(status), "Unknown", reason, text, status.conditions
         )
     return status.model_copy(update=update)
+
+
+def _running(record: StepStatus) -> str:
+    """A running step's name, with its items' progress for a loop step."""
+    loop = record.loop
+    if loop is None:
+        return record.name
+    return f"{record.name} ({loop.succeeded + loop.failed}/{loop.total} items)"
 
 
 def _transition_time(status: ExecutionStatus) -> datetime:

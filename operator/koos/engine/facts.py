@@ -48,6 +48,11 @@ class JobFacts:
     # Not this Execution's: the name is taken by a Job another owner has (an earlier
     # Execution of the same name, deleted with --cascade=orphan or still being deleted).
     foreign: bool = False
+    uid: str = ""
+    # From its labels: the step it runs, and for a loop item its index and attempt.
+    step: str = ""
+    index: int | None = None
+    attempt: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,9 @@ class Plan:
     status: ExecutionStatus
     create_jobs: tuple[dict[str, Any], ...] = ()
     delete_jobs: tuple[str, ...] = ()
+    # Ended Jobs whose outcome this plan's status records (a loop's finished items): deleted
+    # only after the status write, so no result is lost and live Jobs stay few.
+    release_jobs: tuple[str, ...] = ()
     create_approvals: tuple[dict[str, Any], ...] = ()
     cancel_approvals: tuple[str, ...] = ()
     event: EventSpec | None = None

@@ -6,7 +6,8 @@ manifest that the k8s layer creates as is. Invariants:
 - Deterministic: the same request gives the same manifest, byte for byte once serialised
   (parameters are sorted by name, every other list keeps the template's order), so a Job
   that already exists can be recognised and manifests can be golden-tested.
-- Names: the Job is `<execution>-<step>-<attempt>` (`job_name`), shortened with a hash when
+- Names: the Job is `<execution>-<step>-<attempt>`, or for a loop item
+  `<execution>-<step>-<index>-<attempt>` (`job_name`), shortened with a hash when
   that is not a valid DNS label of at most 63 characters; never `generateName`. Label values
   are shortened the same way (`label_value`), so they always pass validation.
 - Owned and labelled: an owner reference to the Execution (controller, blockOwnerDeletion)
@@ -47,6 +48,7 @@ from koos.api.constants import (
     API_VERSION,
     LABEL_ATTEMPT,
     LABEL_EXECUTION,
+    LABEL_ITEM,
     LABEL_MANAGED_BY,
     LABEL_STEP,
     MANAGER,
@@ -65,7 +67,9 @@ RUN_AS_ID = 65532  # the conventional "nonroot" uid/gid of distroless images
 ENV_EXECUTION = "KOOS_EXECUTION"
 ENV_STEP = "KOOS_STEP"
 ENV_ATTEMPT = "KOOS_ATTEMPT"
-RESERVED_ENV = (ENV_EXECUTION, ENV_STEP, ENV_ATTEMPT, OUTPUT_ENV)
+ENV_ITEM = "KOOS_ITEM"
+ENV_INDEX = "KOOS_INDEX"
+RESERVED_ENV = (ENV_EXECUTION, ENV_STEP, ENV_ATTEMPT, ENV_ITEM, ENV_INDEX, OUTPUT_ENV)
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _NOT_DNS = re.compile(r"[^-a-z0-9]")
@@ -85,10 +89,14 @@ def _shorten(text: str, valid: re.Pattern[str], safe: str, edges: str) -> str:
     return f"{prefix}-{digest}" if prefix else digest
 
 
-def job_name(execution: str, step: str, attempt: int) -> str:
-    """`<execution>-<step>-<attempt>`, or, when that is longer than 63 characters or not a
-    DNS label, its first 52 characters (made DNS-safe) and 10 hex characters of its sha256."""
+def job_name(execution: str, step: str, attempt: int, index: int | None = None) -> str:
+    """`<execution>-<step>-<attempt>` (`<execution>-<step>-<index>-<attempt>` for a loop
+    item), or, when that is longer than 63 characters or not a DNS label, its first 52
+    characters (made DNS-safe) and 10 hex characters of its sha256. (Template validation
+    refuses a step named like a loop step's item, `<loop step>-<number>`.)"""
     name = f"{execution}-{step}-{attempt}"
+    if index is not None:
+        name = f"{execution}-{step}-{index}-{attempt}"
     return _shorten(name, _DNS_LABEL, _NOT_DNS.sub("-", name.lower()), "-")
 
 
@@ -111,7 +119,7 @@ class JobRequest:
     `step.run` is already rendered (no expressions left). `parameters` are the resolved
     values by name; a secret parameter's value is `{"valueFrom": {"secretKeyRef": {"name",
     "key"}}}` and its name is in `secret_names`. `deadline_seconds` comes from the step's
-    timeout.
+    timeout. A loop item's Job has its `index` (from 0) and `item`.
     """
 
     execution: str
@@ -123,6 +131,8 @@ class JobRequest:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     secret_names: frozenset[str] = frozenset()
     deadline_seconds: int | None = None
+    index: int | None = None  # of a loop item
+    item: Any = None
 
     def __post_init__(self) -> None:
         if self.attempt < 1:
@@ -142,6 +152,8 @@ def build_job(request: JobRequest) -> dict[str, Any]:
         LABEL_ATTEMPT: str(request.attempt),
         LABEL_MANAGED_BY: MANAGER,
     }
+    if request.index is not None:
+        labels[LABEL_ITEM] = str(request.index)
     pod_spec: dict[str, Any] = {"restartPolicy": "Never"}
     if request.service_account_name:
         pod_spec["serviceAccountName"] = request.service_account_name
@@ -169,7 +181,7 @@ def build_job(request: JobRequest) -> dict[str, Any]:
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name(request.execution, request.step.name, request.attempt),
+            "name": job_name(request.execution, request.step.name, request.attempt, request.index),
             "namespace": request.namespace,
             "labels": labels,
             "ownerReferences": [
@@ -242,6 +254,10 @@ def _env(request: JobRequest, run: RunAction) -> list[dict[str, Any]]:
         {"name": ENV_ATTEMPT, "value": str(request.attempt)},
         {"name": OUTPUT_ENV, "value": OUTPUT_PATH},
     ]
+    if request.index is not None:
+        item = request.item if isinstance(request.item, str) else _json(request.item)
+        env.append({"name": ENV_ITEM, "value": _literal(item)})
+        env.append({"name": ENV_INDEX, "value": str(request.index)})
     for name in sorted(request.parameters):
         env.append(_param_env(name, request.parameters[name], name in request.secret_names))
     env.extend(_step_env(request.step.name, var) for var in run.env or [])

@@ -35,6 +35,7 @@ class Pass:
     cancel: bool
     creates: list[dict[str, Any]] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
+    releases: list[str] = field(default_factory=list)  # ended Jobs, deleted after the write
     approvals: list[dict[str, Any]] = field(default_factory=list)
     withdrawn: list[str] = field(default_factory=list)  # Approvals whose run was cancelled
     notes: list[tuple[str, str, str]] = field(default_factory=list)  # type, reason, message
@@ -77,3 +78,8 @@ def fail(work: Pass, step: Step, reason: str, detail: str) -> None:
 
 def short(text: str, limit: int = MESSAGE_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def tail(text: str, limit: int) -> str:
+    """The end of `text` (of a log, where the error usually is), at most `limit` characters."""
+    return text if len(text) <= limit else "…" + text[len(text) - limit + 1 :]

@@ -40,7 +40,7 @@ TIMEOUT_GRACE = timedelta(seconds=30)  # the Job's own deadline should fire firs
 def launch(work: Pass, step: Step, attempt: int, ctx: dict[str, Any]) -> None:
     assert step.run is not None
     try:
-        run = _render_run(step, ctx)
+        run = render_run(step, ctx)
     except expressions.ExpressionError as error:
         fail(work, step, "ExpressionFailed", str(error))
         return
@@ -69,7 +69,7 @@ def launch(work: Pass, step: Step, attempt: int, ctx: dict[str, Any]) -> None:
     work.wakes.append(work.now + pod_start.FIRST_PROBE)  # a look at a Pod that may not start
 
 
-def _render_run(step: Step, ctx: dict[str, Any]) -> Any:
+def render_run(step: Step, ctx: dict[str, Any]) -> Any:
     """Expressions in env values, and (validation allows only enum- or pattern-bound
     parameters there) in the script, command and args, rendered for this attempt."""
     assert step.run is not None
@@ -122,7 +122,7 @@ def running(work: Pass, step: Step, record: StepStatus) -> None:
         _succeeded(work, step, job)
     elif job.phase == "Failed":
         reason = "TimedOut" if job.reason == "DeadlineExceeded" else "Failed"
-        detail = job.disrupted or _pod_text(job) or job.reason or "the Job failed"
+        detail = job.disrupted or pod_text(job) or job.reason or "the Job failed"
         if job.exit_code is not None and not job.disrupted:
             detail = f"exit code {job.exit_code}: {detail}"
         _attempt_failed(work, step, record, reason, detail)
@@ -173,7 +173,7 @@ def _not_started(work: Pass, step: Step, record: StepStatus, job: JobFacts) -> b
     return False
 
 
-def _pod_text(job: JobFacts) -> str:
+def pod_text(job: JobFacts) -> str:
     """The Job's message (the Pod's termination message or log tail), secrets masked."""
     if job.secrets_unread and job.message.strip():
         return f"the message is withheld: {job.secrets_unread}"

@@ -18,7 +18,8 @@ settle on, so it reads their Pods), and only live Jobs no step will wait on are 
 A Job name taken by a Job that is not this Execution's (one left by an earlier Execution of
 the same name) fails the step that needs it, saying which Job to delete; one that is being
 deleted is waited for. Run steps live in
-`koos.engine.run_step`, approve steps in `koos.engine.approve_step`, and the pass's working
+`koos.engine.run_step`, loop steps (a run step with `loop`) in `koos.engine.loop`, approve
+steps in `koos.engine.approve_step`, and the pass's working
 state (`Pass`, `context`) in `koos.engine.progress`; their public names are
 re-exported here.
 """
@@ -33,7 +34,7 @@ from typing import Any
 from koos.api.constants import LABEL_EXECUTION
 from koos.api.execution import ExecutionStatus, StepStatus
 from koos.api.template import Step, TemplateSpec
-from koos.engine import expressions
+from koos.engine import expressions, loop
 from koos.engine.approve_step import ask, awaiting
 from koos.engine.durations import parse_duration
 from koos.engine.facts import EventSpec, ExecutionSnapshot, JobFacts, Plan
@@ -80,6 +81,7 @@ def advance(snapshot: ExecutionSnapshot, status: ExecutionStatus, now: datetime)
         status=status.model_copy(update={"steps": ordered}),
         create_jobs=tuple(work.creates),
         delete_jobs=tuple(work.deletes),
+        release_jobs=tuple(dict.fromkeys(work.releases)),
         create_approvals=tuple(work.approvals),
         cancel_approvals=tuple(work.withdrawn),
         event=_event(work.notes),
@@ -94,6 +96,8 @@ def _delete_strays(work: Pass) -> None:
     is kept: its create landed but the status write after it did not, and the step adopts
     it when it starts. The k8s layer deletes only after a fresh read shows it still live."""
     wanted = {r.job_name for r in work.records.values() if r.phase == "Running"}
+    for record in work.records.values():
+        wanted |= loop.live_jobs(work.snapshot.name, record).keys()
     created = {j["metadata"]["name"] for j in work.creates}
     candidates = [
         name
@@ -139,6 +143,10 @@ def outcome_jobs(
         if step.run is None:
             continue
         record = records.get(step.name)
+        if step.loop is not None:
+            if record is not None:
+                names.update(loop.live_jobs(execution, record))
+            continue
         if record is None or record.phase == "Pending":
             names[job_name(execution, step.name, 1)] = step.name
         elif record.phase == "Running" and record.retry_time is not None:
@@ -184,6 +192,13 @@ def _step(
         if any(work.records[d].phase not in SETTLED for d in deps):
             return
         _start(work, step)
+    elif record.phase == "Running" and step.loop is not None:
+        if record.loop is None:  # not a record koos wrote: nothing says which items ran
+            fail(work, step, "InternalError", "the loop's record of its items is missing")
+        elif stopping and stop_reason == "Cancelled":
+            loop.cancel(work, step, record)
+        else:
+            loop.running(work, step, record, lambda: _live_context(work))
     elif record.phase == "Running":
         job = work.snapshot.jobs.get(record.job_name or "")
         if job is not None and job.foreign and record.retry_time is None:
@@ -275,7 +290,7 @@ def _start(work: Pass, step: Step) -> None:
             )
             work.note("Normal", "StepSkipped", f"step {step.name} skipped")
             return
-    if _blocked(work, step, 1):
+    if step.loop is None and _blocked(work, step, 1):
         return
     work.set(
         step.name, phase="Running", start_time=rfc3339(work.now), reason="Started", message=None
@@ -285,6 +300,9 @@ def _start(work: Pass, step: Step) -> None:
         return
     if step.approve is not None:
         ask(work, step, ctx)
+        return
+    if step.loop is not None:
+        loop.start(work, step, lambda: _live_context(work))
         return
     launch(work, step, 1, ctx)
 

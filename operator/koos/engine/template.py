@@ -39,6 +39,7 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from koos.api.template import TemplateSpec
+from koos.engine.loop_settings import literal_problems
 from koos.engine.params import validate_parameters
 from koos.engine.problem import Problem
 from koos.engine.template_reference import (
@@ -153,15 +154,35 @@ def validate_template(spec: TemplateSpec, stop: Callable[[], bool] | None = None
         problems += validate_action(place)
         problems += validate_durations(place)
         problems += validate_env(place)
+        problems += literal_problems(place.step, place.path)
         problems += validate_step_expressions(spec, place, places, dependencies)
     if done():
         return _capped(problems, stopped)
     problems += validate_cycles(places, dependencies)
+    problems += _item_name_clashes(places)
     main = frozenset(place.step.name for place in places if not place.final)
     scope = Scope(readable=main, own=None, final=False, outputs=True, pasted=False)
     for key, text in (spec.outputs or {}).items():
         problems += validate_expression(f"spec.outputs.{key}", text, scope, spec, places)
     return _capped(problems, stopped)
+
+
+def _item_name_clashes(places: list[Place]) -> list[Problem]:
+    """A step named `<loop step>-<number>` would share Job names with the loop's items
+    (`<execution>-<step>-<index>-<attempt>`)."""
+    loops = {p.step.name for p in places if p.step.loop is not None}
+    problems: list[Problem] = []
+    for place in places:
+        head, _, number = place.step.name.rpartition("-")
+        if number.isdigit() and head in loops:
+            problems.append(
+                Problem(
+                    f"{place.path}.name",
+                    f"a step may not be named {place.step.name!r}: its Jobs would share names "
+                    f"with those of the items of the loop step {head!r}; rename it",
+                )
+            )
+    return problems
 
 
 def _capped(problems: list[Problem], stopped: bool) -> list[Problem]:

@@ -3,11 +3,13 @@
 Part of `koos.engine.template`'s validation (which see for the invariants of a valid spec).
 An expression may read declared, non-secret parameters, the outputs and phase of steps that
 have finished before it is rendered (its step's dependencies, transitively; for a `finally`
-step also every main step; for the template's outputs only main steps), and
-`execution.name`/`.namespace`. In a script, command or args (text the shell parses) only what
-`koos.engine.paste` calls pasteable may appear: never a step's outputs nor a loop item, and a
-parameter only with an enum or an inert pattern. A field gets one problem per distinct reason,
-at its path; an expression that does not parse gets its parse error.
+step also every main step; for the template's outputs only main steps),
+`execution.name`/`.namespace`, and in the `run` of a loop step `item` and `index` (not in its
+`when` nor its `loop` fields, rendered once for the whole step). In a script, command or args
+(text the shell parses) only what `koos.engine.paste` calls pasteable may appear: never a
+step's outputs nor a loop item (`index`, a number, may), and a parameter only with an enum or
+an inert pattern. A field gets one problem per distinct reason, at its path; an expression
+that does not parse gets its parse error.
 """
 
 from __future__ import annotations
@@ -35,12 +37,24 @@ class Scope:
     final: bool  # the field belongs to a finally step
     outputs: bool  # the field is one of the template's outputs
     pasted: bool  # the text becomes part of a script, command or args
+    loop: bool = False  # the text is rendered per item of a loop (`item`, `index`)
 
 
 def step_expressions(step: Step) -> Iterator[tuple[str, str]]:
     """The fields of `step` that may hold expressions: (path below the step, text)."""
     if step.when is not None:
         yield "when", step.when
+    loop = step.loop
+    if loop is not None:
+        loop_fields: tuple[tuple[str, object], ...] = (
+            ("items", loop.items),
+            ("concurrency", loop.concurrency),
+            ("maxErrors", loop.max_errors),
+            ("batchSize", loop.batch_size),
+        )
+        for name, setting in loop_fields:
+            if isinstance(setting, str):
+                yield f"loop.{name}", setting
     approve = step.approve
     if approve is not None:
         if approve.message is not None:
@@ -86,6 +100,7 @@ def validate_step_expressions(
             final=place.final,
             outputs=False,
             pasted=field.startswith(("run.script", "run.command", "run.args")),
+            loop=place.step.loop is not None and field.startswith("run."),
         )
         problems += validate_expression(f"{place.path}.{field}", text, scope, spec, places)
     return problems
@@ -162,13 +177,21 @@ def _check_reference(
         if not rest or rest[0] not in _EXECUTION_FIELDS:
             return "execution has only name and namespace"
         return None
-    if root == "item":
-        if scope.pasted:
+    if root in ("item", "index"):
+        if scope.pasted and root == "item":
             return _not_pasteable(
                 "item", "text from the loop's list", 'Read "$KOOS_ITEM" in the script instead'
             )
-        return "item is defined only inside a loop, and steps have no loop yet"
-    return f"unknown name {root!r}: expressions read params, steps and execution"
+        if not scope.loop:
+            return (
+                f"{root} is defined only in the run of a step with a loop (not in its when "
+                "nor its loop fields, which are rendered once for the whole step)"
+            )
+        return None
+    return (
+        f"unknown name {root!r}: expressions read params, steps and execution (and item "
+        "and index in a loop)"
+    )
 
 
 def _check_parameter(

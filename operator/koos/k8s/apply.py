@@ -13,6 +13,10 @@ facts, so `Replan` is raised with the Jobs as read and nothing of the plan is wr
 Job is deleted with the uid and resourceVersion it was read with as preconditions, so the
 API server refuses if it changed meanwhile (that, too, is a `Replan`). A create that meets
 someone else's Job is a `Replan` with that Job, which the planner then sees as foreign.
+
+The one exception is `Plan.release_jobs`: ended Jobs (a loop's finished items) whose outcome
+the plan's status records. They are deleted after the status write has succeeded, so a
+crash in between leaves a Job the next pass releases again, never a lost result.
 """
 
 from __future__ import annotations
@@ -263,6 +267,12 @@ async def apply_plan(kube: Kube, snapshot: ExecutionSnapshot, plan: Plan) -> tup
             {"metadata": {"resourceVersion": snapshot.resource_version}, "status": diff},
         )
         written.append(resource_version(patched))
+    unreleased: list[KubeError] = []
+    for release in plan.release_jobs:
+        try:
+            await release_job(kube, snapshot, release)
+        except KubeError as error:
+            unreleased.append(error)  # the next pass releases it again
     if plan.consume_annotations:
         patched = await kube.merge_patch(
             custom_path("executions", namespace, name),
@@ -271,11 +281,36 @@ async def apply_plan(kube: Kube, snapshot: ExecutionSnapshot, plan: Plan) -> tup
         written.append(resource_version(patched))
     if plan.event is not None:
         await post_event(kube, snapshot, plan.event.type, plan.event.reason, plan.event.message)
+    if unreleased:
+        # Everything else of the plan is done; the retry of this pass deletes the rest.
+        raise unreleased[0]
     if taken:
         # The status names the Approval; the next pass finds it is not ours and fails the
         # step (ApprovalNameTaken): the failure brings that pass at once.
         raise ApprovalNameTaken(", ".join(taken))
     return tuple(written)
+
+
+async def release_job(kube: Kube, snapshot: ExecutionSnapshot, name: str) -> None:
+    """Delete an ended Job whose outcome the status now records (gone already: fine). The
+    uid precondition keeps a Job of the same name that is not the one read untouched."""
+    known = snapshot.jobs.get(name)
+    if known is None or known.foreign or known.phase == "Active":
+        return
+    options: dict[str, Any] = {
+        "kind": "DeleteOptions",
+        "apiVersion": "v1",
+        "propagationPolicy": "Background",
+    }
+    if known.uid:
+        options["preconditions"] = {"uid": known.uid}
+    try:
+        await kube.request("DELETE", job_path(snapshot.namespace, name), body=options)
+    except KubeError as error:
+        if error.code not in (404, 409):
+            raise
+        return
+    log.info("Deleted Job job=%s execution=%s/%s", name, snapshot.namespace, snapshot.name)
 
 
 def resource_version(body: Mapping[str, Any]) -> str:

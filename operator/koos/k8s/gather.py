@@ -29,11 +29,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from koos.api.constants import ANNOTATION_CREATED_BY
+from koos.api.constants import ANNOTATION_CREATED_BY, LABEL_ATTEMPT, LABEL_ITEM, LABEL_STEP
 from koos.api.execution import ExecutionSpec, ExecutionStatus
 from koos.api.template import TemplateSpec
 from koos.engine.approval_proof import approval_facts
 from koos.engine.facts import ApprovalFacts, ExecutionSnapshot, JobFacts, TemplateFacts
+from koos.engine.loop import running_jobs
 from koos.engine.steps import outcome_jobs
 from koos.engine.template import problems_from_pydantic
 from koos.engine.timefmt import parse_rfc3339
@@ -64,10 +65,14 @@ def compact_job(body: Mapping[str, Any]) -> dict[str, Any]:
         ),
         None,
     )
+    labels = meta.get("labels") or {}
     return {
         "name": meta.get("name"),
         "uid": meta.get("uid"),
         "owner": owner,  # uid of the Execution that controls it
+        "step": labels.get(LABEL_STEP),
+        "item": labels.get(LABEL_ITEM),  # a loop item's index
+        "attempt": labels.get(LABEL_ATTEMPT),
         "creationTimestamp": meta.get("creationTimestamp"),
         "deleting": "deletionTimestamp" in meta,
         "ready": status.get("ready"),  # Pods ready: 0 while a Pod cannot start (k8s.pods)
@@ -124,6 +129,10 @@ def job_facts(
         "disrupted": DISRUPTIONS.get(pod.get("disruption", ""), pod.get("disruption", "")),
         "pods_read": pods_read or not ended(job),
         "foreign": foreign,
+        "uid": str(job.get("uid") or ""),
+        "step": str(job.get("step") or ""),
+        "index": _number(job.get("item")),
+        "attempt": _number(job.get("attempt")) if job.get("item") is not None else None,
     }
     if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
         # SuccessCriteriaMet (Kubernetes 1.31+) comes first: the Pod succeeded, the Job
@@ -143,6 +152,10 @@ def job_facts(
             phase="Failed", reason=failed.get("reason") or "", message=text.strip(), **common
         )
     return JobFacts(phase="Active", **common)
+
+
+def _number(text: Any) -> int | None:
+    return int(text) if isinstance(text, str) and text.isdigit() and len(text) < 10 else None
 
 
 async def gather_execution(
@@ -182,15 +195,13 @@ async def gather_execution(
         template = await gather_template(kube, namespace, spec.template_ref.name)
     known_jobs = merge_jobs(jobs, fresh or {})
     for record in status.steps or []:
-        if (
-            record.phase == "Running"
-            and record.job_name
-            and record.retry_time is None
-            and record.job_name not in known_jobs
-        ):
-            found = await kube.find(job_path(namespace, record.job_name))
+        named = set(running_jobs(name, record))
+        if record.phase == "Running" and record.job_name and record.retry_time is None:
+            named.add(record.job_name)
+        for job_name in sorted(named - known_jobs.keys()):
+            found = await kube.find(job_path(namespace, job_name))
             if found is not None:
-                known_jobs[record.job_name] = compact_job(found)
+                known_jobs[job_name] = compact_job(found)
     # An ended Job the planner may settle a step on: its Pod holds the exit code, the
     # output (the termination message) and, if the Pod is still there, why it was disrupted
     # (else the Job's own condition says why it failed). Pods are read then, not watched:
@@ -209,7 +220,7 @@ async def gather_execution(
         for job_name, job in known_jobs.items()
     }
     # Issue 10: a Pod that cannot start is looked at; secrets are masked out of Pod text.
-    facts = await with_pod_starts(kube, namespace, status, known_jobs, facts)
+    facts = await with_pod_starts(kube, namespace, status, known_jobs, facts, name)
     facts = await with_secret_values(
         kube,
         namespace,

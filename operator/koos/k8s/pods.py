@@ -19,6 +19,7 @@ from urllib.parse import quote
 from koos.api.execution import ExecutionStatus
 from koos.engine.facts import JobFacts
 from koos.engine.jobs import CONTAINER_NAME
+from koos.engine.loop import running_jobs
 from koos.engine.pod_start import is_probe_due
 from koos.k8s.client import Kube
 
@@ -29,15 +30,20 @@ async def with_pod_starts(
     status: ExecutionStatus,
     jobs: Mapping[str, Mapping[str, Any]],
     facts: Mapping[str, JobFacts],
+    execution: str = "",
 ) -> dict[str, JobFacts]:
-    """`facts`, with whether each running step's Active Job has a started Pod (from the
-    Job's status, else from a probe of its Pods)."""
+    """`facts`, with whether each running step's Active Job (and each Job of a loop's item
+    in flight: `execution` names them) has a started Pod (from the Job's status, else from
+    a probe of its Pods)."""
     out = dict(facts)
     now = datetime.now(UTC)
+    names: list[str] = []
     for record in status.steps or []:
-        name = record.job_name
-        if record.phase != "Running" or not name or record.retry_time:
-            continue
+        if record.phase == "Running" and record.job_name and not record.retry_time:
+            names.append(record.job_name)
+        if execution:
+            names.extend(sorted(running_jobs(execution, record)))
+    for name in names:
         fact, job = facts.get(name), jobs.get(name) or {}
         if fact is None or fact.phase != "Active" or fact.deleting:
             continue

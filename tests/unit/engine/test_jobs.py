@@ -131,6 +131,20 @@ CASES: dict[str, JobRequest] = {
         {"name": "wait", "timeout": "10m", "run": {"image": "busybox:1.36", "script": "sleep 5"}},
         deadline_seconds=600,
     ),
+    "loop-item": request(
+        {
+            "name": "run-command",
+            "loop": {"items": "{{ params.hosts }}", "concurrency": 20},
+            "run": {
+                "image": "busybox:1.36",
+                "script": 'echo "on $INSTANCE_ID"',
+                "env": [{"name": "INSTANCE_ID", "value": "i-0a1b $(x)"}],
+            },
+        },
+        index=41,
+        item={"id": "i-0a1b $(x)", "zone": "a"},
+        attempt=2,
+    ),
 }
 
 
@@ -191,6 +205,7 @@ def test_names_and_labels_are_valid(case: str) -> None:
         "koos.io/step": label_value(req.step.name),
         "koos.io/attempt": str(req.attempt),
         "app.kubernetes.io/managed-by": "koos",
+        **({"koos.io/item": str(req.index)} if req.index is not None else {}),
     }
     (owner,) = manifest["metadata"]["ownerReferences"]
     assert (owner["kind"], owner["name"], owner["uid"]) == ("Execution", req.execution, req.uid)

@@ -346,7 +346,7 @@ CASES: list[tuple[str, Spec, list[tuple[str, str]]]] = [
         [
             (
                 "spec.steps[0].run.env[0].value",
-                ("item is defined only inside a loop, and steps have no loop yet"),
+                ("item is defined only in the run of a step with a loop"),
             )
         ],
     ),
