@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import sys
 import threading
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,12 @@ from koos_sandbox.auth import UserInfo
 from koos_sandbox.testing import async_wait_for
 from koos_sandbox.writes import WriteOptions
 
-from .api_harness import ApiKoos, skip_sandbox_only
+from ..ground.realplane import GroundError, missing
+from .api_harness import SANDBOX_ONLY, WEBHOOKS, ApiKoos
+from .real_ground import RealGround
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "default"
-WEBHOOKS = 9  # creator, decision, schedule-creator (mutating); creator-kept, template,
-# schedule, execution-status, approval-created, approval-status (validating)
 
 
 @dataclass
@@ -37,10 +36,17 @@ class Koos:
     kubeconfig: Path
     stop: threading.Event
     thread: threading.Thread | None = None
+    ground: str = "sandbox"
+    ns: str = NS
 
     @property
     def admin(self) -> UserInfo:
         return self.sandbox.state.authn.authenticate(f"Bearer {self.sandbox.admin_token}", None, [])
+
+    def outcome(self, pattern: str, **outcome: Any) -> None:
+        """What the scripts of matching Jobs do when they run. The sandbox runs no script
+        (its Jobs' outcomes are scripted), so it is told; other grounds run the scripts."""
+        self.sandbox.jobs.script(pattern, **outcome)
 
     def rt(self, plural: str, group: str = "koos.io", version: str = "v1alpha1") -> Any:
         rt = self.sandbox.state.registry.find(group, version, plural)
@@ -175,40 +181,75 @@ class Koos:
 
 
 def grounds() -> list[str]:
-    """Where the `koos` tests run: KOOS_GROUND = sandbox (the default), real (kube-apiserver,
-    kube-controller-manager and the node agent, built by `make controlplane`), both, or
-    sandbox-api (the API-only harness on a sandbox whose Jobs run as local processes: how a
-    change to the harness is tried without the real binaries)."""
+    """Where the integration tests run: KOOS_GROUND = sandbox (the default), real (etcd,
+    kube-apiserver and kube-controller-manager built by `make controlplane`, and the node
+    agent), both, or sandbox-api (the API-only harness on a sandbox whose Jobs run as local
+    processes: how a change to the harness is tried without the real binaries)."""
     chosen = os.environ.get("KOOS_GROUND", "sandbox")
-    return {"both": ["sandbox", "real"]}.get(chosen, [chosen])
+    chosen_grounds = {"both": ["sandbox", "real"]}.get(chosen, [chosen])
+    unknown = set(chosen_grounds) - {"sandbox", "real", "sandbox-api"}
+    if unknown:
+        raise pytest.UsageError(f"KOOS_GROUND={chosen}: use sandbox, real, both or sandbox-api")
+    return chosen_grounds
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "koos" in metafunc.fixturenames:
-        metafunc.parametrize("ground", grounds(), indirect=False, scope="function")
+    if "koos_ground" in metafunc.fixturenames:
+        metafunc.parametrize("koos_ground", grounds(), scope="function")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        ground = getattr(item, "callspec", None) and item.callspec.params.get("koos_ground")
+        if ground in ("real", "sandbox-api"):
+            marker = item.get_closest_marker("sandbox_only")
+            if marker is not None:
+                reason = marker.args[0] if marker.args else SANDBOX_ONLY
+                item.add_marker(pytest.mark.skip(reason=f"sandbox-only: {reason}"))
+            if ground == "real":
+                item.add_marker(pytest.mark.realplane)
+
+
+@pytest.fixture(scope="session")
+def real_ground() -> Iterator[RealGround]:
+    """The real ground, once per session; nothing of it is left running afterwards."""
+    reason = missing()
+    if reason:
+        pytest.skip(f"real ground not available: {reason}")
+    ground = RealGround()
+    try:
+        ground.start()
+    except GroundError as error:
+        pytest.fail(f"the real ground did not start: {error}")
+    try:
+        yield ground
+    finally:
+        left = ground.stop()
+    assert not left, f"processes of the real ground left running after stop(): {left}"
+    assert not ground.plane.dir.exists(), f"{ground.plane.dir} left after stop()"
 
 
 @pytest.fixture
-async def koos(tmp_path: Path, ground: str, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+async def koos(
+    tmp_path: Path, koos_ground: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Any]:
     logging.getLogger("kopf").setLevel(logging.WARNING)
-    if ground == "sandbox":
+    if koos_ground == "sandbox":
         async for harness in _sandbox_koos(tmp_path):
             yield harness
         return
-    if sandbox_only(request.node):
-        skip_sandbox_only()
-    if ground == "sandbox-api":
+    if koos_ground == "sandbox-api":
         sandbox = Sandbox(crds=ROOT / "crds", jobs_mode="local", bookmark_interval=0.5)
         await sandbox.start()
         try:
             kubeconfig = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
-            async for harness in _api_koos(kubeconfig):
+            async for harness in _api_koos(kubeconfig, None):
                 yield harness
         finally:
             await sandbox.stop()
         return
-    kubeconfig = request.getfixturevalue("real_ground").admin_kubeconfig
-    async for harness in _api_koos(kubeconfig):
+    real: RealGround = request.getfixturevalue("real_ground")
+    async for harness in _api_koos(real.admin_kubeconfig, real):
         yield harness
 
 
@@ -224,24 +265,16 @@ async def _sandbox_koos(tmp_path: Path) -> AsyncIterator[Koos]:
         await sandbox.stop()
 
 
-async def _api_koos(kubeconfig: Path) -> AsyncIterator[ApiKoos]:
-    harness = await asyncio.to_thread(ApiKoos.in_new_namespace, kubeconfig)
+async def _api_koos(kubeconfig: Path, real: RealGround | None) -> AsyncIterator[ApiKoos]:
+    if real is not None:
+        ns = await asyncio.to_thread(real.namespace)
+        harness = ApiKoos(kubeconfig, ns)
+    else:
+        harness = await asyncio.to_thread(ApiKoos.in_new_namespace, kubeconfig)
+        harness.ground = "sandbox-api"
     try:
         await harness.start_operator()
         yield harness
         await harness.delete_namespace()
     finally:
         await harness.stop_operator()
-
-
-def sandbox_only(item: pytest.Item) -> bool:
-    """A test marked sandbox_only, or one whose body reaches for the sandbox harness's own
-    controls (`koos.sandbox`, `koos.rt`, `koos.admin`): it cannot run on another ground."""
-    if item.get_closest_marker("sandbox_only") is not None:
-        return True
-    function = getattr(item, "function", None)
-    try:
-        source = inspect.getsource(function) if function is not None else ""
-    except (OSError, TypeError):
-        return False
-    return any(probe in source for probe in ("koos.sandbox", "koos.rt(", "koos.admin"))

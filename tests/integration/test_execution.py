@@ -44,9 +44,9 @@ def execution(name: str, template: str, **parameters: object) -> str:
 
 
 async def test_the_quickstart_runs_to_success_with_outputs(koos: Koos) -> None:
-    koos.sandbox.jobs.script("quickstart-1-plan-*", message='{"batch": "checkout-check"}')
-    koos.sandbox.jobs.script("quickstart-1-check-capacity-*", message='{"free": "42%"}')
-    koos.sandbox.jobs.script("quickstart-1-summarize-*", message='{"verdict": "healthy"}')
+    koos.outcome("quickstart-1-plan-*", message='{"batch": "checkout-check"}')
+    koos.outcome("quickstart-1-check-capacity-*", message='{"free": "42%"}')
+    koos.outcome("quickstart-1-summarize-*", message='{"verdict": "healthy"}')
     await koos.apply((QUICKSTART / "template.yaml").read_text())
     await koos.apply((QUICKSTART / "execution.yaml").read_text())
     done = await koos.finished("quickstart-1")
@@ -72,8 +72,8 @@ async def test_the_quickstart_runs_to_success_with_outputs(koos: Koos) -> None:
 
 
 async def test_parallel_branches_start_together(koos: Koos) -> None:
-    koos.sandbox.jobs.script("par-1-plan-*", message='{"batch": "b"}')
-    koos.sandbox.jobs.script("par-1-check-*", duration=1.0, message='{"free": "1%"}')
+    koos.outcome("par-1-plan-*", message='{"batch": "b"}')
+    koos.outcome("par-1-check-*", duration=1.0, message='{"free": "1%"}')
     await koos.apply((QUICKSTART / "template.yaml").read_text())
     await koos.apply(execution("par-1", "quickstart"))
 
@@ -87,6 +87,7 @@ async def test_parallel_branches_start_together(koos: Koos) -> None:
     await async_wait_for(both_running, what="both checks to run at once")
 
 
+@pytest.mark.sandbox_only("counts the operator's requests, which only the sandbox records")
 async def test_a_linear_run_costs_few_writes_and_nothing_while_waiting(koos: Koos) -> None:
     await koos.apply(linear("five", 5))
     koos.sandbox.jobs.script("eco-1-s2-*", duration=2.0)
@@ -137,8 +138,12 @@ async def test_a_linear_run_costs_few_writes_and_nothing_while_waiting(koos: Koo
 
 
 async def test_a_failed_attempt_is_retried_as_a_new_job(koos: Koos) -> None:
-    await koos.apply(linear("flaky", 1, retries={"limit": 2, "backoff": "1s"}))
-    koos.sandbox.jobs.script("retry-1-s0-1-*", exit_code=3, logs="boom\n")
+    fail_first = 'if [ "$KOOS_ATTEMPT" = 1 ]; then echo boom; exit 3; fi'
+    retries = {"limit": 2, "backoff": "1s"}
+    await koos.apply(
+        linear("flaky", 1, retries=retries, run={"image": "busybox", "script": fail_first})
+    )
+    koos.outcome("retry-1-s0-1-*", exit_code=3, logs="boom\n")
     await koos.apply(execution("retry-1", "flaky"))
     done = await koos.finished("retry-1")
     assert done["status"]["phase"] == "Succeeded"
@@ -156,13 +161,13 @@ async def test_on_error_abort_fails_the_run_and_runs_finally(koos: Koos) -> None
         "metadata": {"name": "abort"},
         "spec": {
             "steps": [
-                {"name": "break", "run": {"image": "busybox", "script": "exit 1"}},
+                {"name": "break", "run": {"image": "busybox", "script": "echo disk full; exit 1"}},
                 {"name": "never", "run": {"image": "busybox", "script": "true"}},
             ],
             "finally": [{"name": "cleanup", "run": {"image": "busybox", "script": "true"}}],
         },
     }
-    koos.sandbox.jobs.script("ab-1-break-*", exit_code=1, message="disk full")
+    koos.outcome("ab-1-break-*", exit_code=1, message="disk full")
     await koos.apply(template)
     await koos.apply(execution("ab-1", "abort"))
     done = await koos.finished("ab-1")
@@ -185,7 +190,7 @@ async def test_cancel_deletes_running_jobs_and_still_runs_finally(koos: Koos) ->
             "finally": [{"name": "report", "run": {"image": "busybox", "script": "true"}}],
         },
     }
-    koos.sandbox.jobs.script("cx-1-wait-*", duration=600)
+    koos.outcome("cx-1-wait-*", duration=600)
     await koos.apply(template)
     await koos.apply(execution("cx-1", "long"))
     await async_wait_for(lambda: len(koos.jobs("cx-1")) == 1, what="the first Job")
@@ -250,6 +255,7 @@ async def test_bad_input_fails_with_invalid_spec_and_runs_nothing(koos: Koos) ->
         assert koos.jobs(name) == []
 
 
+@pytest.mark.sandbox_only("stores a template past the admission webhook, in the sandbox's store")
 async def test_an_invalid_template_is_not_ready_and_says_why(koos: Koos) -> None:
     template = {
         "apiVersion": "koos.io/v1alpha1",
@@ -285,10 +291,14 @@ async def test_an_invalid_template_is_not_ready_and_says_why(koos: Koos) -> None
 
 
 async def test_bad_outputs_fail_the_step_with_a_reason(koos: Koos) -> None:
-    await koos.apply(linear("one", 1))
-    koos.sandbox.jobs.script("out-bad-*", message="not json")
-    koos.sandbox.jobs.script("out-list-*", message="[1, 2]")
-    koos.sandbox.jobs.script("out-big-*", message=json.dumps({"x": "y" * 5000}))
+    write = (
+        'case "$KOOS_EXECUTION" in out-bad) echo "not json";; out-list) echo "[1, 2]";;'
+        ' out-big) printf \'{"x": "%05000d"}\' 0;; esac > "$KOOS_OUTPUT"'
+    )
+    await koos.apply(linear("one", 1, run={"image": "busybox", "script": write}))
+    koos.outcome("out-bad-*", message="not json")
+    koos.outcome("out-list-*", message="[1, 2]")
+    koos.outcome("out-big-*", message=json.dumps({"x": "0" * 5000}))
     for name in ("out-bad", "out-list", "out-big"):
         await koos.apply(execution(name, "one"))
     reasons = {}
@@ -302,6 +312,7 @@ async def test_bad_outputs_fail_the_step_with_a_reason(koos: Koos) -> None:
     }
 
 
+@pytest.mark.sandbox_only("a container that never starts is a scripted image-pull failure")
 async def test_a_pod_that_never_starts_times_out(koos: Koos) -> None:
     await koos.apply(linear("stuck", 1, timeout="2s"))
     koos.sandbox.jobs.script("stuck-1-*", pending=True)
@@ -314,8 +325,8 @@ async def test_a_pod_that_never_starts_times_out(koos: Koos) -> None:
 
 
 async def test_deleting_the_template_does_not_stop_a_run(koos: Koos) -> None:
-    await koos.apply(linear("gone", 2))
-    koos.sandbox.jobs.script("snap-1-s0-*", duration=1.0)
+    await koos.apply(linear("gone", 2, run={"image": "busybox", "script": "sleep 1"}))
+    koos.outcome("snap-1-s0-*", duration=1.0)
     await koos.apply(execution("snap-1", "gone"))
     await async_wait_for(lambda: len(koos.jobs("snap-1")) == 1, what="the first Job")
     await koos.delete("templates", "gone")
@@ -324,6 +335,7 @@ async def test_deleting_the_template_does_not_stop_a_run(koos: Koos) -> None:
     assert done["status"]["template"]["name"] == "gone"
 
 
+@pytest.mark.sandbox_only("evicts the Pod with the sandbox's node controls")
 async def test_an_evicted_pod_is_a_failed_attempt_that_retries(koos: Koos) -> None:
     await koos.apply(linear("evict", 1, retries={"limit": 1, "backoff": "1s"}))
     koos.sandbox.jobs.script("ev-1-s0-1-*", duration=600)
@@ -359,8 +371,8 @@ async def test_applying_the_same_execution_again_does_not_rerun_it(koos: Koos) -
 
 
 async def test_a_restarted_operator_creates_no_duplicate_and_finishes(koos: Koos) -> None:
-    await koos.apply(linear("restart", 3))
-    koos.sandbox.jobs.script("rs-1-s1-*", duration=1.5)
+    await koos.apply(linear("restart", 3, run={"image": "busybox", "script": "sleep 1.5"}))
+    koos.outcome("rs-1-s1-*", duration=1.5)
     await koos.apply(execution("rs-1", "restart"))
     await async_wait_for(lambda: len(koos.jobs("rs-1")) == 2, what="the second Job")
     await koos.stop_operator()

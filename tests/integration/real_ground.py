@@ -1,0 +1,218 @@
+"""The real ground for the integration tests: tests/ground/realplane.py's etcd, kube-apiserver
+and kube-controller-manager, koos's CRDs applied, and a node agent registered as a Node, so the
+Job controller's Pods are bound and run as local processes. One per test session
+(`real_ground` in conftest.py); each test takes a namespace of its own.
+
+What a test user may do: the sandbox authorises everything, the real API server runs RBAC. So
+that the same tests pass on both, each test namespace binds the static users (alice, bob,
+carol, dave) to `cluster-admin` there, and nowhere else; cluster-scoped writes (webhook
+configurations) stay the admin's. The operator runs as the admin (its own least-privilege
+ClusterRole is tested in tests/realplane/).
+
+`stop()` ends the node agent (and the containers it started) and the control plane, then
+checks that none of their processes is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..ground.realplane import RealPlane, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE = "koos-it-node"
+# The users the integration tests act as, with their groups (a superset of the sandbox's).
+USERS: dict[str, tuple[str, ...]] = {
+    "alice": ("sre",),
+    "bob": ("dev",),
+    "carol": ("sre",),
+    "dave": ("sre", "oncall"),
+}
+_numbers = itertools.count(1)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every living process below `pid` (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid …: comm may hold spaces and parentheses.
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@dataclass
+class RealGround:
+    plane: RealPlane = field(default_factory=lambda: RealPlane(users=dict(USERS)))
+    agent: subprocess.Popen[bytes] | None = None
+    dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="koos-it-real-")))
+    _seen: set[int] = field(default_factory=set)
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.plane.kubeconfig_path("admin")
+
+    def start(self) -> RealGround:
+        try:
+            self.plane.start()
+            self._apply_crds()
+            self._start_agent()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _apply_crds(self) -> None:
+        names = []
+        for path in sorted((ROOT / "crds").glob("*.yaml")):
+            body = yaml.safe_load(path.read_text())
+            status, answer = self.plane.request(
+                "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", body
+            )
+            assert status == 201, f"{path.name}: {status} {answer}"
+            names.append(body["metadata"]["name"])
+
+        def established(name: str) -> bool:
+            status, body = self.plane.request(
+                "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+            )
+            conditions = (body.get("status") or {}).get("conditions") or [] if status == 200 else []
+            return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+        for name in names:
+            wait_for(f"CRD {name} to be established", lambda n=name: established(n), 60)  # type: ignore[misc]
+
+    def _start_agent(self) -> None:
+        log = self.dir / "node-agent.log"
+        with log.open("wb") as out:
+            self.agent = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "koos_sandbox.node_agent",
+                    f"--kubeconfig={self.admin_kubeconfig}",
+                    f"--node-name={NODE}",
+                    f"--workdir={self.dir / 'pods'}",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+        def ready() -> bool:
+            if self.agent is not None and self.agent.poll() is not None:
+                raise AssertionError(f"the node agent exited: {log.read_text()[-3000:]}")
+            status, body = self.plane.request("GET", f"/api/v1/nodes/{NODE}")
+            conditions = (body.get("status") or {}).get("conditions") or [] if status == 200 else []
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+        wait_for(f"Node {NODE} to be Ready", ready, 60)
+
+    def agent_log(self) -> str:
+        try:
+            return (self.dir / "node-agent.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def remember_processes(self) -> None:
+        """Note every process of the ground now (the agent's containers come and go)."""
+        for pid in [*self.plane.pids(), *([self.agent.pid] if self.agent else [])]:
+            self._seen |= {pid, *descendants(pid)}
+
+    def stop(self) -> list[int]:
+        """Stop everything; the pids of processes left running (none, unless broken)."""
+        self.remember_processes()
+        if self.agent is not None:
+            if self.agent.poll() is None:
+                self.agent.send_signal(signal.SIGTERM)
+                try:
+                    self.agent.wait(20)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(self.agent.pid, signal.SIGKILL)
+                    self.agent.wait()
+        self.plane.stop()
+        deadline = time.monotonic() + 10
+        while (left := sorted(p for p in self._seen if alive(p))) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return left
+
+    # ---- per test -----------------------------------------------------------------------
+
+    def namespace(self) -> str:
+        """A new namespace whose default ServiceAccount exists (Pods can be created) and
+        where the test users may do anything."""
+        while True:
+            name = f"koos-it-{os.getpid()}-{next(_numbers)}"
+            status, body = self.plane.request(
+                "POST", "/api/v1/namespaces", {"metadata": {"name": name}}
+            )
+            if status == 201:
+                break
+            assert status == 409, body
+        binding: dict[str, Any] = {
+            "metadata": {"name": "koos-it-users"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "cluster-admin",
+            },
+            "subjects": [
+                {"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}
+                for user in USERS
+            ],
+        }
+        path = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{name}/rolebindings"
+        status, body = self.plane.request("POST", path, binding)
+        assert status == 201, body
+        wait_for(
+            f"the default ServiceAccount of {name}",
+            lambda: self.plane.request("GET", f"/api/v1/namespaces/{name}/serviceaccounts/default")[0]
+            == 200,
+            30,
+        )
+        return name
+
+    def delete_namespace(self, name: str, timeout: float = 60) -> None:
+        self.plane.request("DELETE", f"/api/v1/namespaces/{name}")
+        wait_for(
+            f"namespace {name} to be deleted",
+            lambda: self.plane.request("GET", f"/api/v1/namespaces/{name}")[0] == 404,
+            timeout,
+        )
