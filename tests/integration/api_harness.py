@@ -254,27 +254,3 @@ class ApiKoos:
                 await asyncio.to_thread(self.thread.join, 40)
             assert not self.thread.is_alive(), "the operator did not stop within 60 s"
             self.thread = None
-
-    async def delete_namespace(self) -> None:
-        """Delete the test's koos objects and wait until they are gone (the operator, which
-        must still run, releases their finalizers), then the namespace, not waited for: the
-        namespace controller removes the rest (Jobs, Pods) while the next test runs."""
-        for plural in ("executions", "schedules", "approvals", "templates"):
-            await asyncio.to_thread(
-                self.custom.delete_collection_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.ns,
-                plural,
-            )
-
-        def gone() -> bool:
-            return not any(
-                self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, plural)["items"]
-                for plural in ("executions", "schedules", "approvals", "templates")
-            )
-
-        await async_wait_for(
-            lambda: asyncio.to_thread(gone), timeout=60, what=f"the koos objects of {self.ns}"
-        )
-        await asyncio.to_thread(self.core.delete_namespace, self.ns)

@@ -41,6 +41,7 @@ USERS: dict[str, tuple[str, ...]] = {
     "carol": ("sre",),
     "dave": ("sre", "oncall"),
 }
+KOOS_PLURALS = ("executions", "schedules", "approvals", "templates")
 _numbers = itertools.count(1)
 
 
@@ -203,16 +204,29 @@ class RealGround:
         assert status == 201, body
         wait_for(
             f"the default ServiceAccount of {name}",
-            lambda: self.plane.request("GET", f"/api/v1/namespaces/{name}/serviceaccounts/default")[0]
-            == 200,
+            lambda: (
+                self.plane.request("GET", f"/api/v1/namespaces/{name}/serviceaccounts/default")[0]
+                == 200
+            ),
             30,
         )
         return name
 
-    def delete_namespace(self, name: str, timeout: float = 60) -> None:
-        self.plane.request("DELETE", f"/api/v1/namespaces/{name}")
-        wait_for(
-            f"namespace {name} to be deleted",
-            lambda: self.plane.request("GET", f"/api/v1/namespaces/{name}")[0] == 404,
-            timeout,
-        )
+    def empty_namespace(self, name: str, timeout: float = 60) -> None:
+        """Delete the koos objects of a namespace and wait until they are gone: their
+        finalizers are the operator's, which must still run."""
+        paths = [f"/apis/koos.io/v1alpha1/namespaces/{name}/{plural}" for plural in KOOS_PLURALS]
+        for path in paths:
+            status, body = self.plane.request("DELETE", path)
+            assert status == 200, body
+
+        def gone() -> bool:
+            return not any(self.plane.request("GET", path)[1].get("items") for path in paths)
+
+        wait_for(f"the koos objects of {name} to be deleted", gone, timeout)
+
+    def delete_namespace(self, name: str) -> None:
+        """Delete a namespace, not waited for: the namespace controller removes what is left
+        (Jobs, Pods: the node agent stops their processes) while the next test runs."""
+        status, body = self.plane.request("DELETE", f"/api/v1/namespaces/{name}")
+        assert status == 200, body

@@ -25,7 +25,7 @@ import yaml
 
 from koos_sandbox.testing import Kubectl, wait_for
 
-from .gates import SRE, OperatorThread, execution_manifest, sandbox_and_kubectl
+from .gates import SRE, OperatorThread, execution_manifest, ground_and_kubectl
 
 USERS: dict[str, tuple[str, ...]] = {
     "alice": ("sre",),
@@ -144,14 +144,14 @@ def step(execution: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def gate(tmp_path: Path) -> Iterator[Gate]:
-    with sandbox_and_kubectl(tmp_path, USERS) as (runner, kubectl):
-        harness = Gate(runner, kubectl, tmp=tmp_path)
+def gate(tmp_path: Path, koos_ground: str, request: pytest.FixtureRequest) -> Iterator[Gate]:
+    with ground_and_kubectl(tmp_path, USERS, koos_ground, request) as place:
+        harness = Gate(place, tmp=tmp_path)
         try:
             harness.start_operator()
             yield harness
         finally:
-            harness.stop_operator()
+            harness.close()
 
 
 # ---- deciding ------------------------------------------------------------------------------
@@ -258,6 +258,15 @@ def test_a_service_account_approves(gate: Gate) -> None:
     gate.template("sa", {"approvers": {"serviceAccounts": ["deployer"]}})
     approval = gate.execute("sa-1", "sa")
     gate.kubectl("create", "serviceaccount", "deployer")
+    # What the README grants an approver (the real ground enforces it; the sandbox allows all).
+    gate.kubectl("create", "role", "approve", "--verb=get,list,patch", "--resource=approvals")
+    gate.kubectl(
+        "create",
+        "rolebinding",
+        "deployer-approves",
+        "--role=approve",
+        f"--serviceaccount={gate.ns}:deployer",
+    )
     token = gate.kubectl("create", "token", "deployer").strip()
     assert token
     copy = gate.tmp / "kubeconfig-deployer"
@@ -265,10 +274,17 @@ def test_a_service_account_approves(gate: Gate) -> None:
     robot = Kubectl(copy, gate.tmp / "kube-cache-deployer")
     cluster = robot("config", "view", "-o", "jsonpath={.clusters[0].name}")
     robot("config", "set-credentials", "deployer", f"--token={token}")
-    robot("config", "set-context", "deployer", f"--cluster={cluster}", "--user=deployer")
+    robot(
+        "config",
+        "set-context",
+        "deployer",
+        f"--cluster={cluster}",
+        "--user=deployer",
+        f"--namespace={gate.ns}",
+    )
     assert (
         robot("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", context="deployer")
-        == "system:serviceaccount:default:deployer"
+        == f"system:serviceaccount:{gate.ns}:deployer"
     )
 
     gate.refused(
@@ -283,7 +299,7 @@ def test_a_service_account_approves(gate: Gate) -> None:
 
     gate.wait_execution("sa-1", "Succeeded")
     assert decisions(gate.approval(approval)) == [
-        ("system:serviceaccount:default:deployer", "approve", None, True)
+        (f"system:serviceaccount:{gate.ns}:deployer", "approve", None, True)
     ]
 
 
@@ -714,10 +730,10 @@ def test_a_notification_webhook_hears_of_pending_and_approved(
     for message in messages:
         assert (message["approval"], message["execution"]) == (approval, "hooked-1")
         assert message["commands"]["approve"] == (
-            f"kubectl annotate approval {approval} -n default koos.io/decision=approve"
+            f"kubectl annotate approval {approval} -n {gate.ns} koos.io/decision=approve"
         )
         assert message["commands"]["reject"].startswith(
-            f"kubectl annotate approval {approval} -n default koos.io/decision=reject"
+            f"kubectl annotate approval {approval} -n {gate.ns} koos.io/decision=reject"
         )
         assert message["message"] == "Restart web?"
     pending, approved = messages

@@ -19,7 +19,7 @@ import pytest
 
 from koos_sandbox.testing import wait_for
 
-from .gates import SRE, OperatorThread, sandbox_and_kubectl
+from .gates import SRE, OperatorThread, ground_and_kubectl
 
 USERS: dict[str, tuple[str, ...]] = {"alice": ("sre",), "bob": ("dev",)}
 
@@ -79,14 +79,14 @@ def step(execution: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def gate(tmp_path: Path) -> Iterator[Gate]:
-    """The sandbox and kubectl; each test starts the operator with the options it needs."""
-    with sandbox_and_kubectl(tmp_path, USERS) as (runner, kubectl):
-        harness = Gate(runner, kubectl)
+def gate(tmp_path: Path, koos_ground: str, request: pytest.FixtureRequest) -> Iterator[Gate]:
+    """A ground and kubectl; each test starts the operator with the options it needs."""
+    with ground_and_kubectl(tmp_path, USERS, koos_ground, request) as place:
+        harness = Gate(place)
         try:
             yield harness
         finally:
-            harness.stop_operator()
+            harness.close()
 
 
 def test_without_webhooks_a_decision_is_recorded_unverified_and_ignored(gate: Gate) -> None:
