@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import sys
 import threading
@@ -28,6 +29,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from koos.handlers.operator import Options, run
+from koos_sandbox.errors import ApiError
 from koos_sandbox.testing import async_wait_for
 
 GROUP, VERSION = "koos.io", "v1alpha1"
@@ -134,7 +136,13 @@ class ApiKoos:
                     raise
             return self.api.sanitize_for_serialization(patch(name, self.ns, body))
         except ApiException as exc:
-            raise AssertionError(f"{kind} {name}: {exc.status} {exc.body}") from exc
+            # Refused as the sandbox's harness says it: its ApiError, with the Status message.
+            try:
+                status = json.loads(exc.body or "{}")
+            except ValueError:
+                status = {}
+            message = status.get("message") or f"{kind} {name}: {exc.status} {exc.body}"
+            raise ApiError(exc.status or 0, status.get("reason", ""), message) from exc
 
     async def annotate(self, name: str, key: str, value: str) -> None:
         await asyncio.to_thread(
@@ -170,6 +178,13 @@ class ApiKoos:
             if exc.status == 404:
                 return None
             raise
+
+    def object(self, plural: str, name: str) -> dict[str, Any] | None:
+        return self._get(plural, name)
+
+    def objects(self, plural: str) -> list[dict[str, Any]]:
+        listed = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, plural)
+        return list(listed["items"])
 
     def execution(self, name: str) -> dict[str, Any] | None:
         return self._get("executions", name)

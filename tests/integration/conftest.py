@@ -99,6 +99,14 @@ class Koos:
             {"propagationPolicy": "Background"},
         )
 
+    def object(self, plural: str, name: str) -> dict[str, Any] | None:
+        """A koos object (`plural` of koos.io) of the test's namespace, or None."""
+        return self.sandbox.store.find(self.rt(plural), NS, name)
+
+    def objects(self, plural: str) -> list[dict[str, Any]]:
+        """The koos objects (`plural` of koos.io) of the test's namespace."""
+        return list(self.sandbox.store.items(("koos.io", plural), NS))
+
     def execution(self, name: str) -> dict[str, Any] | None:
         return self.sandbox.store.find(self.rt("executions"), NS, name)
 

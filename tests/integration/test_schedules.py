@@ -45,7 +45,7 @@ def schedule(name: str, template_name: str, cron: str = "*/1 * * * * *", **spec:
 
 
 def runs(koos: Koos, schedule_name: str) -> list[dict[str, object]]:
-    items = koos.sandbox.store.items(("koos.io", "executions"), "default")
+    items = koos.objects("executions")
     return [
         e
         for e in items
@@ -54,7 +54,7 @@ def runs(koos: Koos, schedule_name: str) -> list[dict[str, object]]:
 
 
 def status(koos: Koos, name: str) -> dict[str, object]:
-    obj = koos.sandbox.store.find(koos.rt("schedules"), "default", name) or {}
+    obj = koos.object("schedules", name) or {}
     return obj.get("status") or {}
 
 
@@ -99,8 +99,8 @@ async def test_history_limits_collect_old_runs(koos: Koos) -> None:
 
 
 async def test_forbid_skips_fires_while_a_run_is_active(koos: Koos) -> None:
-    await koos.apply(template("slow"))
-    koos.sandbox.jobs.script("single-*", duration=4)
+    await koos.apply(template("slow", run={"image": "busybox", "script": "sleep 4"}))
+    koos.outcome("single-*", duration=4)
     await koos.apply(schedule("single", "slow", concurrencyPolicy="Forbid"))
     await async_wait_for(
         lambda: status(koos, "single").get("skipped", 0) >= 2,
@@ -150,7 +150,7 @@ async def test_bad_schedules_are_refused_at_admission(koos: Koos) -> None:
         with pytest.raises(ApiError) as refused:
             await koos.apply(manifest)
         assert fragment in refused.value.message, (name, refused.value.message)
-        assert koos.sandbox.store.find(koos.rt("schedules"), "default", name) is None
+        assert koos.object("schedules", name) is None
     await koos.apply(schedule("good", "fine"))
     await async_wait_for(lambda: runs(koos, "good"), what="a good schedule to fire anyway")
 
@@ -187,8 +187,8 @@ async def test_a_schedule_says_at_once_when_its_template_goes_away(koos: Koos) -
 
 
 async def test_replace_cancels_the_active_run(koos: Koos) -> None:
-    await koos.apply(template("long"))
-    koos.sandbox.jobs.script("swap-*", duration=600)
+    await koos.apply(template("long", run={"image": "busybox", "script": "sleep 600"}))
+    koos.outcome("swap-*", duration=600)
     await koos.apply(schedule("swap", "long", concurrencyPolicy="Replace"))
 
     def cancelled() -> list[dict[str, object]]:
@@ -222,6 +222,7 @@ def conditions(koos: Koos, plural: str, hook: str) -> object:
     return None
 
 
+@pytest.mark.sandbox_only("counts admission webhook calls, which only the sandbox records")
 async def test_runs_of_schedules_skip_the_creator_webhook(koos: Koos) -> None:
     # The operator stamps its own runs, so the API server need not call the creator webhook
     # for them; a person's Execution is still stamped by it, from the API server's record.
