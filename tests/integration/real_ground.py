@@ -212,6 +212,25 @@ class RealGround:
         )
         return name
 
+    def webhook_urls(self) -> set[str]:
+        """The koos webhooks registered now, as "name url"."""
+        urls = set()
+        for plural in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations"):
+            path = f"/apis/admissionregistration.k8s.io/v1/{plural}/koos.io"
+            status, body = self.plane.request("GET", path)
+            for hook in (body.get("webhooks") or []) if status == 200 else []:
+                urls.add(f"{hook['name']} {hook.get('clientConfig', {}).get('url')}")
+        return urls
+
+    def wait_webhooks(self, before: set[str], count: int, timeout: float = 30) -> None:
+        """Until `count` koos webhooks are registered, none of them one of `before` (a
+        previous operator's, which no longer answers)."""
+        wait_for(
+            "the operator's webhooks",
+            lambda: len(urls := self.webhook_urls()) >= count and not urls & before,
+            timeout,
+        )
+
     def empty_namespace(self, name: str, timeout: float = 60) -> None:
         """Delete the koos objects of a namespace and wait until they are gone: their
         finalizers are the operator's, which must still run."""

