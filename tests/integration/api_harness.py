@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-import pytest
 import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
@@ -156,14 +155,21 @@ class ApiKoos:
         )
 
     async def delete(
-        self, plural: str, name: str, group: str = GROUP, version: str = VERSION
+        self,
+        plural: str,
+        name: str,
+        group: str = GROUP,
+        version: str = VERSION,
+        propagation: str = "Background",
     ) -> None:
-        body = client.V1DeleteOptions(propagation_policy="Background")
+        body = client.V1DeleteOptions(propagation_policy=propagation)
         if group == GROUP:
             call = self.custom.delete_namespaced_custom_object
             await asyncio.to_thread(call, group, version, self.ns, plural, name, body=body)
         elif plural == "jobs":
             await asyncio.to_thread(self.batch.delete_namespaced_job, name, self.ns, body=body)
+        elif plural == "pods":
+            await asyncio.to_thread(self.core.delete_namespaced_pod, name, self.ns, body=body)
         else:
             raise AssertionError(f"delete of {plural} is not offered by this harness")
 
@@ -185,6 +191,18 @@ class ApiKoos:
     def objects(self, plural: str) -> list[dict[str, Any]]:
         listed = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, plural)
         return list(listed["items"])
+
+    def pods(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.api.sanitize_for_serialization(
+            self.core.list_namespaced_pod(self.ns)
+        )["items"]
+        return items
+
+    def events(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.api.sanitize_for_serialization(
+            self.core.list_namespaced_event(self.ns)
+        )["items"]
+        return items
 
     def execution(self, name: str) -> dict[str, Any] | None:
         return self._get("executions", name)

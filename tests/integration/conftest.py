@@ -89,14 +89,19 @@ class Koos:
         )
 
     async def delete(
-        self, plural: str, name: str, group: str = "koos.io", version: str = "v1alpha1"
+        self,
+        plural: str,
+        name: str,
+        group: str = "koos.io",
+        version: str = "v1alpha1",
+        propagation: str = "Background",
     ) -> None:
         await self.sandbox.state.writes.delete(
             self.admin,
             self.rt(plural, group, version),
             NS,
             name,
-            {"propagationPolicy": "Background"},
+            {"propagationPolicy": propagation},
         )
 
     def object(self, plural: str, name: str) -> dict[str, Any] | None:
@@ -106,6 +111,12 @@ class Koos:
     def objects(self, plural: str) -> list[dict[str, Any]]:
         """The koos objects (`plural` of koos.io) of the test's namespace."""
         return list(self.sandbox.store.items(("koos.io", plural), NS))
+
+    def pods(self) -> list[dict[str, Any]]:
+        return list(self.sandbox.store.items(("", "pods"), NS))
+
+    def events(self) -> list[dict[str, Any]]:
+        return list(self.sandbox.store.items(("", "events"), NS))
 
     def execution(self, name: str) -> dict[str, Any] | None:
         return self.sandbox.store.find(self.rt("executions"), NS, name)
@@ -207,15 +218,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test here runs on every chosen ground (it takes `koos_ground`, through `koos` or
+    another harness), unless marked `sandbox_only("why")`: then it is skipped elsewhere,
+    saying why. A test that takes no ground must be marked so, as it runs on the sandbox."""
+    here = Path(__file__).parent
+    chosen = grounds()
     for item in items:
-        ground = getattr(item, "callspec", None) and item.callspec.params.get("koos_ground")
-        if ground in ("real", "sandbox-api"):
-            marker = item.get_closest_marker("sandbox_only")
-            if marker is not None:
-                reason = marker.args[0] if marker.args else SANDBOX_ONLY
-                item.add_marker(pytest.mark.skip(reason=f"sandbox-only: {reason}"))
-            if ground == "real":
-                item.add_marker(pytest.mark.realplane)
+        if here not in Path(str(item.fspath)).parents:
+            continue
+        marker = item.get_closest_marker("sandbox_only")
+        reason = f"sandbox-only: {marker.args[0] if marker and marker.args else SANDBOX_ONLY}"
+        callspec = getattr(item, "callspec", None)
+        ground = callspec.params.get("koos_ground") if callspec else None
+        if ground is None:
+            if marker is None:
+                raise pytest.UsageError(
+                    f"{item.nodeid} takes no ground (koos_ground) and is not marked "
+                    '@pytest.mark.sandbox_only("why"): say which'
+                )
+            if "sandbox" not in chosen:
+                item.add_marker(pytest.mark.skip(reason=reason))
+            continue
+        if ground != "sandbox" and marker is not None:
+            item.add_marker(pytest.mark.skip(reason=reason))
+        if ground == "real":
+            item.add_marker(pytest.mark.realplane)
 
 
 @pytest.fixture(scope="session")

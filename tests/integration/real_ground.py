@@ -158,15 +158,14 @@ class RealGround:
     def stop(self) -> list[int]:
         """Stop everything; the pids of processes left running (none, unless broken)."""
         self.remember_processes()
-        if self.agent is not None:
-            if self.agent.poll() is None:
-                self.agent.send_signal(signal.SIGTERM)
-                try:
-                    self.agent.wait(20)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(self.agent.pid, signal.SIGKILL)
-                    self.agent.wait()
+        if self.agent is not None and self.agent.poll() is None:
+            self.agent.send_signal(signal.SIGTERM)
+            try:
+                self.agent.wait(20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.agent.pid, signal.SIGKILL)
+                self.agent.wait()
         self.plane.stop()
         deadline = time.monotonic() + 10
         while (left := sorted(p for p in self._seen if alive(p))) and time.monotonic() < deadline:

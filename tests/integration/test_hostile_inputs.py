@@ -62,6 +62,7 @@ REFUSED_AT_APPLY = {
 }
 
 
+@pytest.mark.sandbox_only("stores templates past the admission webhook, in the sandbox's store")
 async def test_hostile_inputs_are_refused_or_end_with_a_message(
     koos: Koos, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -26,6 +26,11 @@ from koos_sandbox.writes import WriteOptions
 
 from .conftest import NS, ROOT, Koos
 
+pytestmark = pytest.mark.sandbox_only(
+    "drives the Execution controller without kopf against the sandbox, seeing its index "
+    "and store at chosen moments"
+)
+
 
 class Ground:
     """The sandbox, a user's hands on it, and an Execution controller without kopf: the

@@ -7,11 +7,17 @@ import asyncio
 import socket
 from pathlib import Path
 
+import pytest
+
 from koos.api.approval import ApprovalStatus
 from koos.handlers.notify import Notifier
 from koos.k8s.client import Kube
 from koos_sandbox.app import Sandbox
 from koos_sandbox.testing import async_wait_for
+
+pytestmark = pytest.mark.sandbox_only(
+    "reads the notifier's Events from the sandbox's store, with no operator"
+)
 
 
 def _closed_port() -> int:

@@ -25,6 +25,10 @@ from koos_sandbox.testing import Timeout
 
 from .conftest import Koos
 
+pytestmark = pytest.mark.sandbox_only(
+    "injects API errors and watch drops with the sandbox's fault injection"
+)
+
 SEED = 1010
 RUNS = 100
 WAVE = 25  # runs in flight at once

@@ -12,7 +12,7 @@ import pytest
 
 from koos_sandbox.testing import async_wait_for
 
-from .conftest import NS, Koos
+from .conftest import Koos
 
 SECRET = "hunter2-Pa55word"
 
@@ -52,11 +52,14 @@ def execution(name: str, template: str) -> dict[str, Any]:
 def events_of(koos: Koos, name: str) -> list[str]:
     return [
         e.get("message", "")
-        for e in koos.sandbox.store.items(("", "events"), NS)
+        for e in koos.events()
         if (e.get("involvedObject") or {}).get("name") == name
     ]
 
 
+@pytest.mark.sandbox_only(
+    "scripts logs read from a mounted Secret volume (the node agent mounts no volumes)"
+)
 async def test_a_secret_printed_by_a_failing_step_is_masked_everywhere(
     koos: Koos, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -92,8 +95,9 @@ async def test_a_secret_printed_by_a_failing_step_is_masked_everywhere(
 
 async def test_an_output_holding_a_secret_is_masked(koos: Koos) -> None:
     await koos.apply(secret("api", token=SECRET))
-    await koos.apply(template("echoes"))
-    koos.sandbox.jobs.script("out-1-*", message=json.dumps({"dsn": f"pg://me:{SECRET}@db"}))
+    write = """printf '{"dsn": "pg://me:%s@db"}' "$KOOS_PARAM_TOKEN" > "$KOOS_OUTPUT" """
+    await koos.apply(template("echoes", run={"script": write}))
+    koos.outcome("out-1-*", message=json.dumps({"dsn": f"pg://me:{SECRET}@db"}))
     await koos.apply(execution("out-1", "echoes"))
     done = await koos.finished("out-1")
     assert done["status"]["phase"] == "Succeeded"
@@ -112,7 +116,9 @@ async def test_a_missing_secret_surfaces_at_once_and_fails_the_attempt_in_time(
     koos: Koos,
 ) -> None:
     await koos.apply(secret("api", token=SECRET))
-    await koos.apply(template("needs-db", run={"env": [MISSING]}, startTimeout="8s"))
+    await koos.apply(
+        template("needs-db", run={"env": [MISSING], "script": "true"}, startTimeout="8s")
+    )
     await koos.apply(execution("nodb-1", "needs-db"))
 
     def surfaced() -> dict[str, Any] | None:
@@ -141,7 +147,7 @@ async def test_a_missing_secret_surfaces_at_once_and_fails_the_attempt_in_time(
 
 async def test_a_missing_secret_created_in_time_lets_the_run_succeed(koos: Koos) -> None:
     await koos.apply(secret("api", token=SECRET))
-    await koos.apply(template("needs-db", run={"env": [MISSING]}))
+    await koos.apply(template("needs-db", run={"env": [MISSING], "script": "true"}))
     await koos.apply(execution("late-db-1", "needs-db"))
     await async_wait_for(
         lambda: condition_of(koos, "late-db-1").get("reason") == "CreateContainerConfigError",
@@ -153,6 +159,7 @@ async def test_a_missing_secret_created_in_time_lets_the_run_succeed(koos: Koos)
     assert koos.step("late-db-1", "call")["reason"] == "Completed"
 
 
+@pytest.mark.sandbox_only("an image that cannot be pulled is a scripted outcome (no images here)")
 async def test_an_image_that_cannot_be_pulled_surfaces(koos: Koos) -> None:
     await koos.apply(secret("api", token=SECRET))
     await koos.apply(template("bad-image", startTimeout="1h"))
@@ -169,6 +176,7 @@ async def test_an_image_that_cannot_be_pulled_surfaces(koos: Koos) -> None:
     assert (await koos.finished("pull-1"))["status"]["phase"] == "Cancelled"
 
 
+@pytest.mark.sandbox_only("counts the operator's requests, which only the sandbox records")
 async def test_a_running_pod_is_never_probed(koos: Koos) -> None:
     await koos.apply(secret("api", token=SECRET))
     await koos.apply(template("quick"))

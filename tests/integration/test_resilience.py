@@ -24,7 +24,7 @@ from koos.handlers import metrics
 from koos_sandbox.app import Sandbox
 from koos_sandbox.testing import async_wait_for
 
-from .conftest import NS, ROOT, Koos
+from .conftest import ROOT, Koos
 
 DEADLINE = 10.0  # seconds a run may take to notice a lost child and settle
 
@@ -41,6 +41,17 @@ def template(name: str, count: int, **step: object) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {"steps": steps},
     }
+
+
+def sleeps(seconds: float, step: str | None = None, attempt: int | None = None) -> dict[str, Any]:
+    """A run whose script sleeps `seconds` (in step `step`, attempt `attempt`, if given), as
+    the tests script the sandbox's outcomes to: the real ground runs the script."""
+    tests = [f'[ "$KOOS_STEP" = {step} ]'] if step else []
+    tests += [f'[ "$KOOS_ATTEMPT" = {attempt} ]'] if attempt else []
+    script = f"sleep {seconds}"
+    if tests:
+        script = f"if {' && '.join(tests)}; then {script}; fi"
+    return {"image": "busybox", "script": script}
 
 
 def execution(name: str, template: str) -> dict[str, Any]:
@@ -71,7 +82,7 @@ def job_condition(koos: Koos, name: str) -> str | None:
 def events(koos: Koos, execution: str) -> list[dict[str, Any]]:
     return [
         e
-        for e in koos.sandbox.store.items(("", "events"), NS)
+        for e in koos.events()
         if e.get("involvedObject", {}).get("name") == execution
         and e.get("involvedObject", {}).get("kind") == "Execution"
     ]
@@ -92,7 +103,7 @@ async def running_pod(koos: Koos, execution: str, job_name: str) -> dict[str, An
         pod = next(
             (
                 p
-                for p in koos.sandbox.store.items(("", "pods"), NS)
+                for p in koos.pods()
                 if p["metadata"]["name"].startswith(f"{job_name}-")
                 and p.get("status", {}).get("phase") == "Running"
             ),
@@ -107,8 +118,9 @@ async def running_pod(koos: Koos, execution: str, job_name: str) -> dict[str, An
 
 
 async def test_a_job_deleted_mid_run_is_a_failed_attempt_that_is_retried(koos: Koos) -> None:
-    await koos.apply(template("deleted", 1, retries={"limit": 1, "backoff": "1s"}))
-    koos.sandbox.jobs.script("jd-1-s0-1-*", duration=600)
+    retries = {"limit": 1, "backoff": "1s"}
+    await koos.apply(template("deleted", 1, retries=retries, run=sleeps(600, attempt=1)))
+    koos.outcome("jd-1-s0-1-*", duration=600)
     await koos.apply(execution("jd-1", "deleted"))
     await running_pod(koos, "jd-1", "jd-1-s0-1")
 
@@ -126,8 +138,8 @@ async def test_a_job_deleted_mid_run_is_a_failed_attempt_that_is_retried(koos: K
 
 async def test_a_job_deleted_with_no_retries_left_fails_the_run_naming_the_job(koos: Koos) -> None:
     # Also: no Execution stays Running once its only live child is gone.
-    await koos.apply(template("fragile", 2))
-    koos.sandbox.jobs.script("jl-1-s0-*", duration=600)
+    await koos.apply(template("fragile", 2, run=sleeps(600, step="s0")))
+    koos.outcome("jl-1-s0-*", duration=600)
     await koos.apply(execution("jl-1", "fragile"))
     await running_pod(koos, "jl-1", "jl-1-s0-1")
 
@@ -147,6 +159,7 @@ async def test_a_job_deleted_with_no_retries_left_fails_the_run_naming_the_job(k
     assert koos.jobs("jl-1") == []
 
 
+@pytest.mark.sandbox_only("takes the node away with the sandbox's node controls")
 async def test_a_lost_node_fails_the_attempt_and_the_retry_runs_once_it_is_back(koos: Koos) -> None:
     await koos.apply(template("nodal", 1, retries={"limit": 1, "backoff": "1s"}))
     koos.sandbox.jobs.script("nl-1-s0-1-*", duration=600)
@@ -168,12 +181,13 @@ async def test_a_lost_node_fails_the_attempt_and_the_retry_runs_once_it_is_back(
 
 
 async def test_a_deleted_pod_is_a_failed_attempt(koos: Koos) -> None:
-    await koos.apply(template("podless", 1, retries={"limit": 1, "backoff": "1s"}))
-    koos.sandbox.jobs.script("pd-1-s0-1-*", duration=600)
+    retries = {"limit": 1, "backoff": "1s"}
+    await koos.apply(template("podless", 1, retries=retries, run=sleeps(600, attempt=1)))
+    koos.outcome("pd-1-s0-1-*", duration=600)
     await koos.apply(execution("pd-1", "podless"))
     pod = await running_pod(koos, "pd-1", "pd-1-s0-1")
 
-    koos.sandbox.jobs.delete_pod(NS, pod["metadata"]["name"])
+    await koos.delete("pods", pod["metadata"]["name"], group="", version="v1")
 
     done = await koos.finished("pd-1", timeout=DEADLINE)
     assert done["status"]["phase"] == "Succeeded", done["status"]
@@ -183,12 +197,12 @@ async def test_a_deleted_pod_is_a_failed_attempt(koos: Koos) -> None:
 
 
 async def test_a_deleted_pod_with_no_retries_fails_the_run(koos: Koos) -> None:
-    await koos.apply(template("podless-once", 1))
-    koos.sandbox.jobs.script("pf-1-s0-1-*", duration=600)
+    await koos.apply(template("podless-once", 1, run=sleeps(600, attempt=1)))
+    koos.outcome("pf-1-s0-1-*", duration=600)
     await koos.apply(execution("pf-1", "podless-once"))
     pod = await running_pod(koos, "pf-1", "pf-1-s0-1")
 
-    koos.sandbox.jobs.delete_pod(NS, pod["metadata"]["name"])
+    await koos.delete("pods", pod["metadata"]["name"], group="", version="v1")
 
     done = await koos.finished("pf-1", timeout=DEADLINE)
     assert done["status"]["phase"] == "Failed", done["status"]
@@ -199,6 +213,7 @@ async def test_a_deleted_pod_with_no_retries_fails_the_run(koos: Koos) -> None:
 # ---- the operator stopped and started again ------------------------------------------------
 
 
+@pytest.mark.sandbox_only("fails the operator's status writes with the sandbox's fault injection")
 async def test_a_restart_right_after_the_execution_is_created_duplicates_nothing(
     koos: Koos,
 ) -> None:
@@ -222,8 +237,8 @@ async def test_a_restart_right_after_the_execution_is_created_duplicates_nothing
 
 
 async def test_a_restart_while_a_job_runs_duplicates_nothing(koos: Koos) -> None:
-    await koos.apply(template("middle", 3))
-    koos.sandbox.jobs.script("rm-1-s1-*", duration=1.5)
+    await koos.apply(template("middle", 3, run=sleeps(1.5, step="s1")))
+    koos.outcome("rm-1-s1-*", duration=1.5)
     await koos.apply(execution("rm-1", "middle"))
     await running_pod(koos, "rm-1", "rm-1-s1-1")
 
@@ -240,8 +255,9 @@ async def test_a_restart_while_a_job_runs_duplicates_nothing(koos: Koos) -> None
 async def test_a_restart_between_a_job_completing_and_the_next_starting_loses_nothing(
     koos: Koos,
 ) -> None:
-    await koos.apply(template("between", 3))
-    koos.sandbox.jobs.script("rb-1-s1-*", duration=1.0, message='{"size": "7"}')
+    write = """if [ "$KOOS_STEP" = s1 ]; then sleep 1; echo '{"size": "7"}' > "$KOOS_OUTPUT"; fi"""
+    await koos.apply(template("between", 3, run={"image": "busybox", "script": write}))
+    koos.outcome("rb-1-s1-*", duration=1.0, message='{"size": "7"}')
     await koos.apply(execution("rb-1", "between"))
     await running_pod(koos, "rb-1", "rb-1-s1-1")
     await koos.stop_operator()
@@ -260,6 +276,7 @@ async def test_a_restart_between_a_job_completing_and_the_next_starting_loses_no
     assert koos.step("rb-1", "s1")["outputs"] == {"size": "7"}  # its output was not lost
 
 
+@pytest.mark.sandbox_only("fails the operator's status writes with the sandbox's fault injection")
 async def test_a_job_that_ends_while_the_operator_is_down_before_its_status_keeps_its_output(
     koos: Koos,
 ) -> None:
@@ -294,14 +311,12 @@ async def test_a_re_created_execution_whose_old_jobs_were_orphaned_fails_saying_
 ) -> None:
     # `kubectl delete execution or-1 --cascade=orphan`, then the same Execution again: its
     # first Job's name is taken by the old run's Job, which koos must neither adopt nor touch.
-    await koos.apply(template("orphaning", 2))
-    koos.sandbox.jobs.script("or-1-s0-1-*", duration=600)
+    await koos.apply(template("orphaning", 2, run=sleeps(600, step="s0", attempt=1)))
+    koos.outcome("or-1-s0-1-*", duration=600)
     await koos.apply(execution("or-1", "orphaning"))
     await running_pod(koos, "or-1", "or-1-s0-1")
     old_uid = koos.execution("or-1")["metadata"]["uid"]  # type: ignore[index]
-    await koos.sandbox.state.writes.delete(
-        koos.admin, koos.rt("executions"), NS, "or-1", {"propagationPolicy": "Orphan"}
-    )
+    await koos.delete("executions", "or-1", propagation="Orphan")
     await async_wait_for(
         lambda: (
             koos.execution("or-1") is None
@@ -318,7 +333,7 @@ async def test_a_re_created_execution_whose_old_jobs_were_orphaned_fails_saying_
     s0 = koos.step("or-1", "s0")
     assert (s0["phase"], s0["reason"]) == ("Failed", "JobNameTaken"), s0
     assert "Job or-1-s0-1" in s0["message"]
-    assert "kubectl delete jobs -n default -l koos.io/execution=or-1" in s0["message"]
+    assert f"kubectl delete jobs -n {koos.ns} -l koos.io/execution=or-1" in s0["message"]
     assert "or-1-s0-1" in done["status"]["message"]
     orphan = job(koos, "or-1-s0-1")
     assert orphan is not None and "deletionTimestamp" not in orphan["metadata"]
@@ -326,8 +341,8 @@ async def test_a_re_created_execution_whose_old_jobs_were_orphaned_fails_saying_
 
 
 async def test_repeated_restarts_through_a_run_duplicate_nothing(koos: Koos) -> None:
-    await koos.apply(template("bumpy", 3))
-    koos.sandbox.jobs.script("rr-1-*", duration=0.5)
+    await koos.apply(template("bumpy", 3, run=sleeps(0.5)))
+    koos.outcome("rr-1-*", duration=0.5)
     await koos.apply(execution("rr-1", "bumpy"))
     for i in range(3):
         await async_wait_for(lambda i=i: job(koos, f"rr-1-s{i}-1"), what=f"Job of s{i}")
@@ -342,8 +357,9 @@ async def test_repeated_restarts_through_a_run_duplicate_nothing(koos: Koos) -> 
 async def test_a_job_deleted_while_the_operator_is_down_is_noticed_when_it_returns(
     koos: Koos,
 ) -> None:
-    await koos.apply(template("unwatched", 1, retries={"limit": 1, "backoff": "1s"}))
-    koos.sandbox.jobs.script("rd-1-s0-1-*", duration=600)
+    retries = {"limit": 1, "backoff": "1s"}
+    await koos.apply(template("unwatched", 1, retries=retries, run=sleeps(600, attempt=1)))
+    koos.outcome("rd-1-s0-1-*", duration=600)
     await koos.apply(execution("rd-1", "unwatched"))
     await running_pod(koos, "rd-1", "rd-1-s0-1")
     await koos.stop_operator()
@@ -451,6 +467,7 @@ def _open_log(path: Path) -> IO[bytes]:
     return path.open("wb")
 
 
+@pytest.mark.sandbox_only("runs operator processes against a sandbox of its own (`bare`)")
 async def test_a_new_operator_process_that_finishes_a_run_keeps_the_active_gauge_right(
     bare: Koos, tmp_path: Path
 ) -> None:

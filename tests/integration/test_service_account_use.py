@@ -13,6 +13,11 @@ from koos_sandbox.writes import WriteOptions
 
 from .conftest import NS, Koos
 
+pytestmark = pytest.mark.sandbox_only(
+    "denies the author with the sandbox's authorisation rules (the real ground's RBAC is "
+    "exercised in tests/realplane)"
+)
+
 ALICE = UserInfo("alice", "uid-alice", ("sre", "system:authenticated"))
 BOB = UserInfo("bob", "uid-bob", ("dev", "system:authenticated"))
 
