@@ -258,15 +258,30 @@ def test_a_service_account_approves(gate: Gate) -> None:
     gate.template("sa", {"approvers": {"serviceAccounts": ["deployer"]}})
     approval = gate.execute("sa-1", "sa")
     gate.kubectl("create", "serviceaccount", "deployer")
-    # What the README grants an approver (the real ground enforces it; the sandbox allows all).
-    gate.kubectl("create", "role", "approve", "--verb=get,list,patch", "--resource=approvals")
-    gate.kubectl(
-        "create",
-        "rolebinding",
-        "deployer-approves",
-        "--role=approve",
-        f"--serviceaccount={gate.ns}:deployer",
-    )
+    # What the README grants an approver (the real ground enforces it; the sandbox allows
+    # all). Applied as YAML: `kubectl create role` sends protobuf, which the sandbox refuses.
+    grant = [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "approve"},
+            "rules": [
+                {
+                    "apiGroups": ["koos.io"],
+                    "resources": ["approvals"],
+                    "verbs": ["get", "list", "patch"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "deployer-approves"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "approve"},
+            "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": gate.ns}],
+        },
+    ]
+    gate.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(grant))
     token = gate.kubectl("create", "token", "deployer").strip()
     assert token
     copy = gate.tmp / "kubeconfig-deployer"

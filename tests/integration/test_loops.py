@@ -113,6 +113,9 @@ async def run_loop(koos: Koos, name: str, timeout: float = 120) -> dict[str, Any
     return await koos.finished(name, timeout=timeout)
 
 
+@pytest.mark.sandbox_only(
+    "watches every write with the sandbox's store listeners and counts requests"
+)
 async def test_300_items_stay_small_few_and_cheap(koos: Koos) -> None:
     name = "scale"
     koos.sandbox.jobs.script(f"{name}-each-*", message=json.dumps({"ok": True}))
@@ -147,6 +150,7 @@ async def test_300_items_stay_small_few_and_cheap(koos: Koos) -> None:
     assert len(status_writes) < 300
 
 
+@pytest.mark.sandbox_only("500 scripted outcomes, watched with the sandbox's store listeners")
 @pytest.mark.parametrize(("failing", "phase"), [(3, "Succeeded"), (30, "Failed")])
 async def test_500_items_with_max_errors_five_percent(koos: Koos, failing: int, phase: str) -> None:
     name = f"five-{failing}"
@@ -181,6 +185,7 @@ async def test_500_items_with_max_errors_five_percent(koos: Koos, failing: int, 
         assert loop["succeeded"] + loop["failed"] == len(census.created)
 
 
+@pytest.mark.sandbox_only("writes a status straight into the sandbox's store")
 async def test_a_canary_batch_waits_for_continue(koos: Koos) -> None:
     name = "canary"
     await koos.apply(
@@ -213,6 +218,7 @@ async def test_a_canary_batch_waits_for_continue(koos: Koos) -> None:
     assert done["status"]["phase"] == "Succeeded", done["status"].get("message")
 
 
+@pytest.mark.sandbox_only("fails Job deletes with the sandbox's fault injection")
 async def test_deletes_failing_after_the_status_write_lose_nothing_and_run_nothing_twice(
     koos: Koos,
 ) -> None:
@@ -240,6 +246,7 @@ async def test_deletes_failing_after_the_status_write_lose_nothing_and_run_nothi
     assert census.unrecorded_deletes == []
 
 
+@pytest.mark.sandbox_only("watches every write with the sandbox's store listeners")
 async def test_an_operator_restarted_mid_loop_runs_no_item_twice_and_loses_no_result(
     koos: Koos,
 ) -> None:
