@@ -42,7 +42,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from koos.api.common import Condition
-from koos.api.constants import ANNOTATION_CANCEL
+from koos.api.constants import ANNOTATION_CANCEL, STEP_COMMANDS
 from koos.api.execution import (
     TERMINAL_PHASES,
     ExecutionStatus,
@@ -52,6 +52,12 @@ from koos.api.execution import (
 from koos.api.template import TemplateSpec
 from koos.engine import approval_proof, expressions, steps
 from koos.engine.approval import approval_name
+from koos.engine.command import (
+    AWAITING_CONTINUE,
+    AWAITING_FAILURE_DECISION,
+    consume,
+    is_failure_paused,
+)
 from koos.engine.facts import EventSpec, ExecutionSnapshot, Plan
 from koos.engine.params import resolve_parameters
 from koos.engine.pod_start import NEEDS_A_PERSON
@@ -68,6 +74,30 @@ __all__ = ["MAX_PARAMETER_BYTES", "MAX_SPEC_BYTES", "plan", "plan_failure"]
 def plan(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
     status = snapshot.status
     consumed = _commands(snapshot)
+    command = None
+    # A status someone else wrote takes no command: the pass below stops the run.
+    if any(k in snapshot.annotations for k in STEP_COMMANDS) and (
+        status.template is None or _tampering(snapshot, status) is None
+    ):
+        command = consume(snapshot, status, now)
+    if command is not None:
+        status = command.status
+        snapshot = replace(snapshot, status=status)
+    planned = _plan(snapshot, status, now, consumed)
+    if command is None:
+        return planned
+    return replace(
+        planned,
+        consume_annotations=(*planned.consume_annotations, *command.remove),
+        set_annotations=command.annotations,
+        command_event=command.event,
+        wake_at=now if command.more else planned.wake_at,
+    )
+
+
+def _plan(
+    snapshot: ExecutionSnapshot, status: ExecutionStatus, now: datetime, consumed: tuple[str, ...]
+) -> Plan:
     if status.phase in TERMINAL_PHASES:
         return Plan(status=status, consume_annotations=consumed)
     if status.template is None:
@@ -242,6 +272,7 @@ def _start(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
         parameters=values,
         steps=[StepStatus(name=s.name, phase="Pending") for s in template.spec.all_steps()],
         conditions=_conditions(snapshot, now, "Unknown", "Running", "The run has started."),
+        attempt=1,
     )
     if snapshot.signing_key is not None:
         seal = approval_proof.run_seal(snapshot.signing_key, snapshot.uid, resolved, values)
@@ -391,9 +422,26 @@ def _summarize(snapshot: ExecutionSnapshot, status: ExecutionStatus) -> Executio
         if blocked:
             text += "".join(f" Step {s.name} is {s.message}" for s in blocked)
             reason = blocked[0].reason or reason
+        # Paused by a mode or a loop: the run waits for a person's command.
+        held = [s for s in records if s.awaiting_continue]
+        failed = [s for s in records if is_failure_paused(s)]
+        if held and not failed:
+            text = "; ".join(
+                f"kubectl annotate exe {snapshot.name} koos.io/continue={s.name}" for s in held
+            )
+            text, reason = f"Waiting for {text}", AWAITING_CONTINUE
+        if failed:
+            first = failed[0].name
+            text = (
+                f"Step {first} failed and the run is paused: kubectl annotate exe "
+                f"{snapshot.name} koos.io/retry={first} (or koos.io/skip={first}, or "
+                "koos.io/cancel=true)."
+            )
+            reason = AWAITING_FAILURE_DECISION
         if status.cancel_requested:
             text, reason = "Cancelling: " + text, "Cancelling"
-        update["phase"] = "Waiting" if waiting and not status.cancel_requested else "Running"
+        paused = bool(waiting or held or failed)
+        update["phase"] = "Waiting" if paused and not status.cancel_requested else "Running"
         update["message"] = _short(text)
         update["conditions"] = _conditions(
             snapshot, _transition_time(status), "Unknown", reason, text, status.conditions

@@ -35,6 +35,7 @@ from koos.api.execution import ExecutionStatus, StepStatus
 from koos.api.template import Step, TemplateSpec
 from koos.engine import expressions
 from koos.engine.approve_step import ask, awaiting
+from koos.engine.command import AWAITING_CONTINUE, is_failure_paused
 from koos.engine.durations import parse_duration
 from koos.engine.facts import EventSpec, ExecutionSnapshot, JobFacts, Plan
 from koos.engine.jobs import job_name, label_value
@@ -72,7 +73,8 @@ def advance(snapshot: ExecutionSnapshot, status: ExecutionStatus, now: datetime)
     assert status.template is not None
     spec = status.template.spec
     records = {s.name: s for s in status.steps or []}
-    work = Pass(snapshot, now, records, bool(status.cancel_requested))
+    mode = snapshot.spec.mode if snapshot.spec is not None else "Automatic"
+    work = Pass(snapshot, now, records, bool(status.cancel_requested), mode=mode)
     _Progress(work, spec).run()
     _delete_strays(work)
     ordered = [work.records[s.name] for s in spec.all_steps()]
@@ -140,7 +142,7 @@ def outcome_jobs(
             continue
         record = records.get(step.name)
         if record is None or record.phase == "Pending":
-            names[job_name(execution, step.name, 1)] = step.name
+            names[job_name(execution, step.name, (record.attempt if record else 0) + 1)] = step.name
         elif record.phase == "Running" and record.retry_time is not None:
             names[job_name(execution, step.name, record.attempt + 1)] = step.name
         elif record.phase == "Running" and record.job_name:
@@ -183,7 +185,11 @@ def _step(
             return
         if any(work.records[d].phase not in SETTLED for d in deps):
             return
+        if work.paused:
+            return  # a failed step holds the run (FailurePause): nothing new starts
         _start(work, step)
+    elif is_failure_paused(record):
+        _failure_paused(work, step, record, cancelled=stopping and stop_reason == "Cancelled")
     elif record.phase == "Running":
         job = work.snapshot.jobs.get(record.job_name or "")
         if job is not None and job.foreign and record.retry_time is None:
@@ -218,6 +224,23 @@ def _step(
             work.wakes.append(work.now)
         else:
             running(work, step, record)
+
+
+def _failure_paused(work: Pass, step: Step, record: StepStatus, *, cancelled: bool) -> None:
+    """A failed step holding the run (FailurePause) waits for retry or skip (applied by
+    `koos.engine.command`); it ends Failed when the run is cancelled or no longer in mode
+    FailurePause."""
+    if not cancelled and work.mode == "FailurePause":
+        return
+    work.set(
+        step.name,
+        phase="Failed",
+        reason="Failed",
+        completion_time=rfc3339(work.now),
+        message=record.message,
+    )
+    why = "the run was cancelled" if cancelled else f"the mode is now {work.mode}"
+    work.note("Warning", "StepFailed", f"step {step.name} failed ({why} while it was paused)")
 
 
 def _next_job_blocked(work: Pass, step: Step, record: StepStatus) -> bool:
@@ -275,10 +298,28 @@ def _start(work: Pass, step: Step) -> None:
             )
             work.note("Normal", "StepSkipped", f"step {step.name} skipped")
             return
-    if _blocked(work, step, 1):
+    record = work.records[step.name]
+    if work.mode == "Debug" and not work.cancel and record.awaiting_continue is not False:
+        if record.awaiting_continue is None:
+            message = (
+                f"Waiting for kubectl annotate exe {work.snapshot.name} "
+                f"koos.io/continue={step.name}"
+            )
+            work.set(step.name, awaiting_continue=True, reason=AWAITING_CONTINUE, message=message)
+            work.note("Normal", AWAITING_CONTINUE, f"step {step.name}: {message}")
+        return
+    # Attempts go on counting across koos.io/retry and koos.io/rerun-from: Job names never
+    # repeat (an earlier attempt's Job may still exist).
+    attempt = record.attempt + 1
+    if _blocked(work, step, attempt):
         return
     work.set(
-        step.name, phase="Running", start_time=rfc3339(work.now), reason="Started", message=None
+        step.name,
+        phase="Running",
+        start_time=rfc3339(work.now),
+        reason="Started",
+        message=None,
+        awaiting_continue=None,
     )
     if step.sleep is not None:
         _sleeping(work, step, work.records[step.name])
@@ -286,7 +327,7 @@ def _start(work: Pass, step: Step) -> None:
     if step.approve is not None:
         ask(work, step, ctx)
         return
-    launch(work, step, 1, ctx)
+    launch(work, step, attempt, ctx)
 
 
 def _sleeping(work: Pass, step: Step, record: StepStatus) -> None:

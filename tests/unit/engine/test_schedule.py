@@ -147,10 +147,20 @@ def test_a_due_fire_creates_its_execution() -> None:
                     }
                 ],
             },
-            "spec": {"templateRef": {"name": "tpl"}, "parameters": {"level": "deep"}},
+            "spec": {
+                "templateRef": {"name": "tpl"},
+                "parameters": {"level": "deep"},
+                "mode": "Automatic",
+            },
         },
     )
     assert int(at(10).timestamp()) // 60 == 28928170
+
+
+def test_the_execution_template_passes_the_mode_through() -> None:
+    debug = spec(executionTemplate={"spec": {**TEMPLATE["spec"], "mode": "Debug"}})
+    (created,) = plan(debug, at(10, 3)).create
+    assert created["spec"]["mode"] == "Debug"
 
 
 def test_status_after_a_fire() -> None:
