@@ -4,6 +4,8 @@ consumed once across an operator restart with its removal failing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,10 +13,11 @@ import yaml
 
 from koos_sandbox.auth import UserInfo
 from koos_sandbox.errors import ApiError
-from koos_sandbox.testing import async_wait_for
+from koos_sandbox.testing import async_wait_for, wait_for
 from koos_sandbox.writes import WriteOptions
 
 from .conftest import NS, Koos
+from .gates import OperatorThread, sandbox_and_kubectl
 
 
 def linear(name: str, count: int) -> str:
@@ -240,3 +243,58 @@ async def test_a_command_is_applied_once_when_its_removal_fails_and_the_operator
     assert status(koos, "cs-1")["commandsApplied"] == 1
     assert [j["metadata"]["name"] for j in koos.jobs("cs-1")] == ["cs-1-s0-1"]
     assert "CommandRefused" not in reasons(koos, "cs-1")
+
+
+# ---- with the real kubectl, as a person -----------------------------------------------------
+
+
+@pytest.fixture
+def person(tmp_path: Path) -> Iterator[OperatorThread]:
+    with sandbox_and_kubectl(tmp_path, {"alice": ("sre",)}) as (runner, kubectl):
+        harness = OperatorThread(runner, kubectl)
+        try:
+            harness.run_operator()
+            yield harness
+        finally:
+            harness.stop_operator()
+
+
+@pytest.mark.kubectl
+def test_kubectl_annotate_is_refused_with_the_reason_and_describe_shows_commands(
+    person: OperatorThread,
+) -> None:
+    kubectl = person.kubectl
+    kubectl("apply", "-f", "-", input=linear("two", 2))
+    manifest = execution("k-1", "two", "Debug")
+    wait_for(
+        lambda: (
+            kubectl.run(
+                "create", "-f", "-", input=manifest, context="alice", check=False
+            ).returncode
+            == 0
+        ),
+        what="the operator's webhooks to take the Execution",
+    )
+
+    def phase() -> str:
+        return str((kubectl.json("get", "exe", "k-1").get("status") or {}).get("phase"))
+
+    wait_for(lambda: phase() == "Waiting", what="k-1 to wait before s0")
+    refused = kubectl.run(
+        "annotate", "exe", "k-1", "koos.io/continue=s1", context="alice", check=False
+    )
+    assert refused.returncode != 0
+    assert "step s1 is not waiting for continue" in refused.stderr, refused.stderr
+    refused = kubectl.run(
+        "annotate", "exe", "k-1", "koos.io/rerun-from=s0", context="alice", check=False
+    )
+    assert "rerun-from applies to a finished run" in refused.stderr, refused.stderr
+
+    out = kubectl("annotate", "exe", "k-1", "koos.io/continue=s0", context="alice")
+    assert out.strip() == "execution.koos.io/k-1 annotated"
+    wait_for(
+        lambda: "CommandContinue" in kubectl("describe", "exe", "k-1"),
+        what="describe to show the command's Event",
+    )
+    described = kubectl("describe", "exe", "k-1")
+    assert "koos.io/continue=s0 from alice: step s0 goes on" in described, described

@@ -71,7 +71,7 @@ class StepStatus(KoosModel):
         json_schema_extra=PRESERVE,
     )
     awaiting_continue: bool | None = Field(
-        default=None, description="Waiting for `koos.io/continue=<step>`."
+        default=None, description="Waiting for `koos.io/continue=<step>`"
     )
     attempt_base: int | None = Field(
         default=None,
