@@ -161,6 +161,20 @@ def consume(snapshot: ExecutionSnapshot, status: ExecutionStatus, now: datetime)
     return Consumed(updated, remove, {ANNOTATION_COMMANDS_CONSUMED: str(applied + 1)}, event, more)
 
 
+def refuse_all(snapshot: ExecutionSnapshot, status: ExecutionStatus, why: str) -> Consumed:
+    """Every step command removed unapplied, with one Warning saying `why`."""
+    present = [k for k in STEP_COMMANDS if k in snapshot.annotations]
+    remove = [*present, *(sender_annotation(k) for k in present)]
+    shown = ", ".join(f"{k}={snapshot.annotations[k]}" for k in present)
+    message = f"{shown} not applied: {why}"
+    return Consumed(
+        status,
+        tuple(k for k in remove if k in snapshot.annotations),
+        {},
+        EventSpec("Warning", "CommandRefused", message[:1024]),
+    )
+
+
 def _consumed_count(snapshot: ExecutionSnapshot) -> int:
     text = str(snapshot.annotations.get(ANNOTATION_COMMANDS_CONSUMED, "0"))
     return int(text) if text.isdigit() and len(text) < 10 else 0

@@ -57,6 +57,7 @@ from koos.engine.command import (
     AWAITING_FAILURE_DECISION,
     consume,
     is_failure_paused,
+    refuse_all,
 )
 from koos.engine.facts import EventSpec, ExecutionSnapshot, Plan
 from koos.engine.params import resolve_parameters
@@ -75,11 +76,13 @@ def plan(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
     status = snapshot.status
     consumed = _commands(snapshot)
     command = None
-    # A status someone else wrote takes no command: the pass below stops the run.
-    if any(k in snapshot.annotations for k in STEP_COMMANDS) and (
-        status.template is None or _tampering(snapshot, status) is None
-    ):
-        command = consume(snapshot, status, now)
+    if any(k in snapshot.annotations for k in STEP_COMMANDS):
+        # A status someone else wrote takes no command (a running run is stopped below).
+        tampering = None if status.template is None else _tampering(snapshot, status)
+        if tampering is None:
+            command = consume(snapshot, status, now)
+        else:
+            command = refuse_all(snapshot, status, tampering)
     if command is not None:
         status = command.status
         snapshot = replace(snapshot, status=status)

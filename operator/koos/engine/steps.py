@@ -177,6 +177,7 @@ def _step(
                 step.name,
                 phase=phase,
                 reason=stop_reason,
+                awaiting_continue=None,
                 completion_time=rfc3339(work.now),
                 message="Not run: the execution was cancelled."
                 if stop_reason == "Cancelled"

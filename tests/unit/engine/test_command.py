@@ -128,6 +128,7 @@ def test_debug_pauses_before_finally_steps_too_but_not_once_cancelled() -> None:
     first = plan(snap("Debug", spec=spec), T0)
     cancelled = again("Debug", first, at(1), annotations={ANNOTATION_CANCEL: "true"})
     assert rec(cancelled, "a").phase == "Cancelled"
+    assert rec(cancelled, "a").awaiting_continue is None
     assert created(cancelled) == ["demo-report-1"]  # cancel ends the run: no more pauses
 
 
@@ -403,3 +404,14 @@ def test_an_attempt_record_leaves_out_large_outputs() -> None:
     (old,) = rerun.status.attempts or []
     assert old.outputs is None
     assert "left out" in (old.message or "")
+
+
+def test_a_rerun_of_a_run_whose_status_someone_else_wrote_is_refused() -> None:
+    end = finished_run()
+    forged = end.status.model_copy(update={"seal": "0" * 64})
+    result = plan(snap("Automatic", forged, annotations=command(ANNOTATION_RERUN_FROM, "b")), at(9))
+    assert result.status == forged
+    assert result.command_event is not None
+    assert result.command_event.reason == "CommandRefused"
+    assert "written by someone else" in result.command_event.message
+    assert ANNOTATION_RERUN_FROM in result.consume_annotations
