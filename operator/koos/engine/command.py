@@ -19,8 +19,9 @@ What each command does:
 - rerun-from=S (a finished run): the run's attempt is kept as a compact record (the last
   `ATTEMPTS_KEPT`), S and every step after it (in template order, finally steps included) go
   back to Pending, the steps before S keep their records and outputs, and the run is Running
-  again. The seal (template and parameters) does not change, so it stays valid. A rerun that
-  would re-run an approve step is refused: its Approval is decided already.
+  again. The seal (template and parameters) does not change, so it stays valid. A run with
+  an approve step cannot be rerun: an approval holds for one attempt, and a rerun would
+  repeat what was approved, or run what was rejected, with nobody asked.
 
 Consumed once: applying a step command bumps `status.commandsApplied` in the same status
 write that carries its effect, and the removal of the annotation writes that count into the
@@ -106,12 +107,13 @@ def command_problem(
                 f"{shown}: the run is {status.phase}; rerun-from applies to a finished run "
                 "(cancel it first with koos.io/cancel=true)"
             )
-        rerun = _rerun_steps(status, step)
-        gates = [s.name for s in status.template.spec.all_steps() if s.approve and s.name in rerun]
+        # An approval is for one attempt: re-running steps after a gate would repeat what
+        # was approved (or run what was rejected) with nobody asked.
+        gates = [s.name for s in status.template.spec.all_steps() if s.approve]
         if gates:
             return (
-                f"{shown}: it would re-run approve step {gates[0]}, whose Approval is decided "
-                "already: start a new Execution instead"
+                f"{shown}: the run has approve step {gates[0]}, and an approval holds for one "
+                "attempt: start a new Execution instead"
             )
         return None
     if finished:
