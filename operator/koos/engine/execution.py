@@ -15,11 +15,20 @@ State machine of an Execution (status.phase):
              ▼
           (Running until the finally steps are done)
 
+        Running ⇄ Waiting: an approval pending; in mode Debug, a step waiting for
+        koos.io/continue (awaitingContinue); in mode FailurePause, a failed step waiting
+        for koos.io/retry, koos.io/skip or koos.io/cancel (reason AwaitingFailureDecision).
+        Succeeded | Failed | Cancelled ──koos.io/rerun-from=S──▶ Running (attempt n+1: S and
+        the steps after it run again; the last 5 attempts are kept in status.attempts).
+
+Run commands are checked, applied once and recorded as an Event by `koos.engine.command`.
+
 Steps (status.steps[].phase): Pending → Running → Succeeded | Failed | Skipped | Cancelled.
 A failed attempt with retries left stays Running with a `retryTime`. A step with
 `onError: Abort` that fails stops new main steps from starting (they end Skipped, reason
 Aborted); running ones finish. Finally steps start once every main step has settled and
-always run. Terminal phases never change again.
+always run. Terminal phases change again only by koos.io/rerun-from (and a step paused by
+FailurePause is Running until it is retried or skipped).
 
 An approve step recorded as settled without koos's proof (`approval_proof`), or a template
 snapshot or parameters that do not match the seal koos wrote at start, means someone else
