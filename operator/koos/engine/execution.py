@@ -61,15 +61,10 @@ from koos.api.execution import (
 from koos.api.template import TemplateSpec
 from koos.engine import approval_proof, expressions, steps
 from koos.engine.approval import approval_name
-from koos.engine.command import (
-    AWAITING_CONTINUE,
-    AWAITING_FAILURE_DECISION,
-    consume,
-    is_failure_paused,
-    refuse_all,
-)
+from koos.engine.command import consume, refuse_all
 from koos.engine.facts import EventSpec, ExecutionSnapshot, Plan
 from koos.engine.params import resolve_parameters
+from koos.engine.pause import waiting_for_a_person
 from koos.engine.pod_start import NEEDS_A_PERSON
 from koos.engine.template import MAX_SPEC_BYTES, validate_template
 from koos.engine.timefmt import parse_rfc3339, rfc3339
@@ -435,24 +430,12 @@ def _summarize(snapshot: ExecutionSnapshot, status: ExecutionStatus) -> Executio
             text += "".join(f" Step {s.name} is {s.message}" for s in blocked)
             reason = blocked[0].reason or reason
         # Paused by a mode or a loop: the run waits for a person's command.
-        held = [s for s in records if s.awaiting_continue]
-        failed = [s for s in records if is_failure_paused(s)]
-        if held and not failed:
-            text = "; ".join(
-                f"kubectl annotate exe {snapshot.name} koos.io/continue={s.name}" for s in held
-            )
-            text, reason = f"Waiting for {text}", AWAITING_CONTINUE
-        if failed:
-            first = failed[0].name
-            text = (
-                f"Step {first} failed and the run is paused: kubectl annotate exe "
-                f"{snapshot.name} koos.io/retry={first} (or koos.io/skip={first}, or "
-                "koos.io/cancel=true)."
-            )
-            reason = AWAITING_FAILURE_DECISION
+        person = waiting_for_a_person(snapshot.name, records)
+        if person is not None:
+            text, reason = person
         if status.cancel_requested:
             text, reason = "Cancelling: " + text, "Cancelling"
-        paused = bool(waiting or held or failed)
+        paused = bool(waiting or person)
         update["phase"] = "Waiting" if paused and not status.cancel_requested else "Running"
         update["message"] = _short(text)
         update["conditions"] = _conditions(

@@ -35,10 +35,11 @@ from koos.api.execution import ExecutionStatus, StepStatus
 from koos.api.template import Step, TemplateSpec
 from koos.engine import expressions
 from koos.engine.approve_step import ask, awaiting
-from koos.engine.command import AWAITING_CONTINUE, is_failure_paused
+from koos.engine.command import is_failure_paused
 from koos.engine.durations import parse_duration
 from koos.engine.facts import EventSpec, ExecutionSnapshot, JobFacts, Plan
 from koos.engine.jobs import job_name, label_value
+from koos.engine.pause import debug_pause, failure_paused
 from koos.engine.progress import (
     MESSAGE_LIMIT,
     SETTLED,
@@ -190,7 +191,7 @@ def _step(
             return  # a failed step holds the run (FailurePause): nothing new starts
         _start(work, step)
     elif is_failure_paused(record):
-        _failure_paused(work, step, record, cancelled=stopping and stop_reason == "Cancelled")
+        failure_paused(work, step, record, cancelled=stopping and stop_reason == "Cancelled")
     elif record.phase == "Running":
         job = work.snapshot.jobs.get(record.job_name or "")
         if job is not None and job.foreign and record.retry_time is None:
@@ -225,23 +226,6 @@ def _step(
             work.wakes.append(work.now)
         else:
             running(work, step, record)
-
-
-def _failure_paused(work: Pass, step: Step, record: StepStatus, *, cancelled: bool) -> None:
-    """A failed step holding the run (FailurePause) waits for retry or skip (applied by
-    `koos.engine.command`); it ends Failed when the run is cancelled or no longer in mode
-    FailurePause."""
-    if not cancelled and work.mode == "FailurePause":
-        return
-    work.set(
-        step.name,
-        phase="Failed",
-        reason="Failed",
-        completion_time=rfc3339(work.now),
-        message=record.message,
-    )
-    why = "the run was cancelled" if cancelled else f"the mode is now {work.mode}"
-    work.note("Warning", "StepFailed", f"step {step.name} failed ({why} while it was paused)")
 
 
 def _next_job_blocked(work: Pass, step: Step, record: StepStatus) -> bool:
@@ -299,16 +283,9 @@ def _start(work: Pass, step: Step) -> None:
             )
             work.note("Normal", "StepSkipped", f"step {step.name} skipped")
             return
-    record = work.records[step.name]
-    if work.mode == "Debug" and not work.cancel and record.awaiting_continue is not False:
-        if record.awaiting_continue is None:
-            message = (
-                f"Waiting for kubectl annotate exe {work.snapshot.name} "
-                f"koos.io/continue={step.name}"
-            )
-            work.set(step.name, awaiting_continue=True, reason=AWAITING_CONTINUE, message=message)
-            work.note("Normal", AWAITING_CONTINUE, f"step {step.name}: {message}")
+    if debug_pause(work, step):
         return
+    record = work.records[step.name]
     # Attempts go on counting across koos.io/retry and koos.io/rerun-from: Job names never
     # repeat (an earlier attempt's Job may still exist).
     attempt = record.attempt + 1
