@@ -23,7 +23,7 @@ from koos_sandbox.writes import WriteOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "default"
-WEBHOOKS = 9  # creator, decision, schedule-creator (mutating); creator-kept, template,
+WEBHOOKS = 10  # creator, commands, decision, schedule-creator (mutating); creator-kept, template,
 # schedule, execution-status, approval-created, approval-status (validating)
 
 
