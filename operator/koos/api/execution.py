@@ -100,7 +100,10 @@ class LoopStatus(KoosModel):
         default=None, description="The last batch after which the loop paused."
     )
     round: int = Field(
-        default=0, description="How many times the failed items were sent to run again."
+        default=0,
+        description="Rounds the step ran before this one: its failed items sent to run again "
+        "(koos.io/retry), or the step started again (koos.io/rerun-from). Each round's item "
+        "attempts, and so its Job names, are new.",
     )
 
 

@@ -9,19 +9,23 @@ admission) and changes nothing else.
 
 What each command does:
 - continue=S: S is waiting for `continue` (`awaitingContinue`: Debug pauses before every
-  step, loops at batch boundaries); the flag is cleared and S goes on.
+  step, a loop with `pause` at a batch boundary); the flag becomes False (continued: a Debug
+  pause is not asked again) and S starts, or its loop starts the next batch.
 - retry=S (FailurePause): S failed and the run is paused on it (reason
   `AwaitingFailureDecision`); S runs again as a new attempt (a new Job) and gets its whole
   `retries` budget again: `attemptBase` counts the attempts made before the command, and
-  `attempt` keeps counting up so that Job names never repeat.
+  `attempt` keeps counting up so that Job names never repeat. A loop step with failed items
+  runs only those again, in a new round (`koos.engine.loop_record.retry_failed_items`); one
+  that failed otherwise (its settings, OutputsTooLarge) starts again from scratch.
 - skip=S (FailurePause): as for retry; S ends Skipped (reason `SkippedByCommand`), and the
   steps after it go on.
 - rerun-from=S (a finished run): the run's attempt is kept as a compact record (the last
   `ATTEMPTS_KEPT`), S and every step after it (in template order, finally steps included) go
   back to Pending, the steps before S keep their records and outputs, and the run is Running
-  again. The seal (template and parameters) does not change, so it stays valid. A run with
-  an approve step cannot be rerun: an approval holds for one attempt, and a rerun would
-  repeat what was approved, or run what was rejected, with nobody asked.
+  again (a loop step runs all its items again, in a round after its last one). The seal
+  (template and parameters) does not change, so it stays valid. A run with an approve step
+  cannot be rerun: an approval holds for one attempt, and a rerun would repeat what was
+  approved, or run what was rejected, with nobody asked.
 
 Consumed once: applying a step command bumps `status.commandsApplied` in the same status
 write that carries its effect, and the removal of the annotation writes that count into the
@@ -53,6 +57,7 @@ from koos.api.execution import (
     StepStatus,
 )
 from koos.engine.facts import EventSpec, ExecutionSnapshot
+from koos.engine.loop_record import retry_failed_items
 from koos.engine.timefmt import rfc3339
 
 AWAITING_CONTINUE = "AwaitingContinue"
@@ -206,20 +211,39 @@ def _apply(
             }
         )
         what = f"step {step} is skipped after its failure; the run goes on"
-    else:  # retry
-        # Issue 11 (loops): a failed loop step retries only its failed items. At the merge
-        # with the loop code, a loop record goes through retry_failed_items(record) here.
-        base = {"attempt_base": record.attempt, "message": None, "completion_time": None}
-        if record.job_name is None:  # it failed before its first Job (an expression)
-            records[index] = record.model_copy(
-                update={**base, "phase": "Pending", "reason": "RetryRequested"}
-            )
-        else:
-            records[index] = record.model_copy(
-                update={**base, "reason": "RetryRequested", "retry_time": rfc3339(now)}
-            )
-        what = f"step {step} runs again (attempt {record.attempt + 1}, retries counted afresh)"
+    else:
+        records[index], what = _retried(record, now)
     return status.model_copy(update={"steps": records}), what
+
+
+def _retried(record: StepStatus, now: datetime) -> tuple[StepStatus, str]:
+    """The record of failed step `record` sent to run again (koos.io/retry), and what that
+    does. Attempts go on counting, so Job names never repeat (an earlier attempt's Job may
+    still exist); the step's `retries` budget counts afresh from `attemptBase`."""
+    name = record.name
+    if record.loop is not None and record.loop.failed_indexes:
+        failed = record.loop.failed
+        return retry_failed_items(record), f"step {name} runs its {failed} failed items again"
+    if record.loop is not None or record.job_name is None:
+        # It failed before its first Job (an expression, the loop's settings), or a loop
+        # failed with no failed item (OutputsTooLarge): the step starts again from scratch.
+        fresh = StepStatus(
+            name=name,
+            phase="Pending",
+            attempt=record.attempt,
+            attempt_base=record.attempt,
+            reason="RetryRequested",
+        )
+        return fresh, f"step {name} starts again"
+    update = {
+        "attempt_base": record.attempt,
+        "message": None,
+        "completion_time": None,
+        "reason": "RetryRequested",
+        "retry_time": rfc3339(now),
+    }
+    what = f"step {name} runs again (attempt {record.attempt + 1}, retries counted afresh)"
+    return record.model_copy(update=update), what
 
 
 def _rerun_steps(status: ExecutionStatus, step: str) -> set[str]:

@@ -30,11 +30,11 @@ def at(seconds: float) -> datetime:
 
 
 def template(*names: str, final: tuple[str, ...] = (), **extra: Any) -> TemplateSpec:
-    def step(name: str) -> dict[str, Any]:
+    def run_spec(name: str) -> dict[str, Any]:
         return {"name": name, "run": {"image": "busybox", "script": "true"}, **extra.get(name, {})}
 
     return TemplateSpec.model_validate(
-        {"steps": [step(n) for n in names], "finally": [step(n) for n in final] or None}
+        {"steps": [run_spec(n) for n in names], "finally": [run_spec(n) for n in final] or None}
     )
 
 
