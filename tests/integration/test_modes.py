@@ -11,12 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
-from koos_sandbox.auth import UserInfo
 from koos_sandbox.errors import ApiError
 from koos_sandbox.testing import async_wait_for, wait_for
 from koos_sandbox.writes import WriteOptions
 
-from .conftest import NS, Koos
+from .conftest import ALICE, NS, Koos
 from .gates import OperatorThread, sandbox_and_kubectl
 
 
@@ -40,23 +39,6 @@ def execution(name: str, template: str, mode: str) -> str:
             "metadata": {"name": name},
             "spec": {"templateRef": {"name": template}, "mode": mode},
         }
-    )
-
-
-ALICE = UserInfo("alice", "alice-uid", ("sre", "system:authenticated"))
-
-
-async def annotate(koos: Koos, name: str, key: str, value: str) -> None:
-    """`kubectl annotate exe <name> key=value` as alice (the tests' operator is admin, and
-    the webhooks do not check the operator's own requests)."""
-    await koos.sandbox.state.writes.patch(
-        ALICE,
-        koos.rt("executions"),
-        NS,
-        name,
-        "application/merge-patch+json",
-        {"metadata": {"annotations": {key: value}}},
-        WriteOptions(),
     )
 
 
@@ -105,10 +87,10 @@ async def test_debug_pauses_before_each_step_until_continue(koos: Koos) -> None:
     assert koos.jobs("dbg-1") == []
     condition = next(c for c in status(koos, "dbg-1")["conditions"] if c["type"] == "Succeeded")
     assert condition["reason"] == "AwaitingContinue"
-    await annotate(koos, "dbg-1", "koos.io/continue", "s0")
+    await koos.annotate("dbg-1", "koos.io/continue", "s0", by=ALICE)
     await awaiting(koos, "dbg-1", "s1")
     assert [j["metadata"]["name"] for j in koos.jobs("dbg-1")] == ["dbg-1-s0-1"]
-    await annotate(koos, "dbg-1", "koos.io/continue", "s1")
+    await koos.annotate("dbg-1", "koos.io/continue", "s1", by=ALICE)
     done = await koos.finished("dbg-1")
     assert done["status"]["phase"] == "Succeeded"
     assert done["status"]["commandsApplied"] == 2
@@ -138,11 +120,11 @@ async def test_failure_pause_retry_skip_and_cancel(koos: Koos) -> None:
         )
 
     await async_wait_for(lambda: paused_on("s0"), what="the run to pause on s0")
-    await annotate(koos, "fp-1", "koos.io/retry", "s0")  # the second attempt succeeds
+    await koos.annotate("fp-1", "koos.io/retry", "s0", by=ALICE)  # the second attempt succeeds
     await async_wait_for(lambda: paused_on("s1"), what="the run to pause on s1")
     assert koos.step("fp-1", "s0")["phase"] == "Succeeded"
     assert koos.step("fp-1", "s0")["attempt"] == 2
-    await annotate(koos, "fp-1", "koos.io/skip", "s1")
+    await koos.annotate("fp-1", "koos.io/skip", "s1", by=ALICE)
     done = await koos.finished("fp-1")
     assert done["status"]["phase"] == "Succeeded"
     assert koos.step("fp-1", "s1")["phase"] == "Skipped"
@@ -154,7 +136,7 @@ async def test_failure_pause_retry_skip_and_cancel(koos: Koos) -> None:
         lambda: record(koos, "fp-2", "s0").get("reason") == "AwaitingFailureDecision",
         what="fp-2 to pause",
     )
-    await annotate(koos, "fp-2", "koos.io/cancel", "true")
+    await koos.annotate("fp-2", "koos.io/cancel", "true", by=ALICE)
     cancelled = await koos.finished("fp-2")
     assert cancelled["status"]["phase"] == "Cancelled"
     assert koos.step("fp-2", "s0")["phase"] == "Failed"
@@ -178,7 +160,7 @@ async def test_rerun_from_reuses_earlier_outputs_and_keeps_five_attempts(koos: K
     await koos.apply(execution("rr-1", "rr", "Automatic"))
     await koos.finished("rr-1")
     for n in range(6):
-        await annotate(koos, "rr-1", "koos.io/rerun-from", "use")
+        await koos.annotate("rr-1", "koos.io/rerun-from", "use", by=ALICE)
         await async_wait_for(
             lambda n=n: (
                 status(koos, "rr-1").get("attempt") == n + 2
@@ -206,7 +188,7 @@ async def test_commands_that_cannot_apply_are_refused_at_admission(koos: Koos) -
         ("koos.io/continue-by", "mallory", "written by koos only"),
     ):
         with pytest.raises(ApiError) as refused:
-            await annotate(koos, "adm-1", key, value)
+            await koos.annotate("adm-1", key, value, by=ALICE)
         assert why in refused.value.message, (key, refused.value.message)
     assert not any(
         k.startswith("koos.io/c") and k != "koos.io/created-by" for k in annotations(koos, "adm-1")
@@ -227,7 +209,7 @@ async def test_a_command_is_applied_once_when_its_removal_fails_and_the_operator
     await koos.apply(execution("cs-1", "two", "Debug"))
     await awaiting(koos, "cs-1", "s0")
     koos.sandbox.faults.fail("patch", "executions", code=500)  # the annotation's removal
-    await annotate(koos, "cs-1", "koos.io/continue", "s0")
+    await koos.annotate("cs-1", "koos.io/continue", "s0", by=ALICE)
     await async_wait_for(
         lambda: status(koos, "cs-1").get("commandsApplied") == 1, what="the command applied"
     )
