@@ -15,11 +15,13 @@ from koos.api.constants import (
     ANNOTATION_RETRY,
     ANNOTATION_SKIP,
 )
-from koos.api.execution import ExecutionSpec, ExecutionStatus, StepStatus
+from koos.api.execution import ExecutionStatus, StepStatus
 from koos.api.template import TemplateSpec
 from koos.engine.command import command_problem
 from koos.engine.execution import plan
-from koos.engine.facts import ExecutionSnapshot, JobFacts, JobPhase, Plan, TemplateFacts
+from koos.engine.facts import ExecutionSnapshot, JobFacts, JobPhase, Plan
+
+from .snapshots import execution_snapshot
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 KEY = b"k" * 32
@@ -45,17 +47,14 @@ def snap(
     jobs: tuple[JobFacts, ...] = (),
     annotations: dict[str, str] | None = None,
 ) -> ExecutionSnapshot:
-    return ExecutionSnapshot(
-        name="demo",
-        namespace="ops",
-        uid="exe-uid",
-        generation=1,
-        spec=ExecutionSpec.model_validate({"templateRef": {"name": "tpl"}, "mode": mode}),
-        status=status or ExecutionStatus(),
-        annotations=annotations or {},
-        template=None if spec is None else TemplateFacts("tpl", "tpl-uid", 7, spec),
+    return execution_snapshot(
+        spec=spec,
+        status=status,
         jobs={j.name: j for j in jobs},
+        mode=mode,
+        annotations=annotations,
         signing_key=KEY,
+        template_generation=7,
     )
 
 

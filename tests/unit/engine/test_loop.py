@@ -2,8 +2,8 @@
 
 A small simulated cluster (`World`) runs the plans: it creates the Jobs a plan creates,
 ends them as a test's `outcome` says, and deletes the ones a plan deletes or releases, so a
-whole loop runs pass after pass as the operator would run it. Helpers are repeated from
-test_steps.py because pytest's importlib mode lets no test module import another.
+whole loop runs pass after pass as the operator would run it. The snapshot comes from the
+engine tests' `snapshots` module.
 """
 
 from __future__ import annotations
@@ -27,13 +27,15 @@ from koos.api.constants import (
     LABEL_ITEM,
     LABEL_STEP,
 )
-from koos.api.execution import ExecutionSpec, ExecutionStatus, StepStatus
+from koos.api.execution import ExecutionStatus, StepStatus
 from koos.api.template import TemplateSpec
 from koos.engine.execution import plan
-from koos.engine.facts import ExecutionSnapshot, JobFacts, Plan, TemplateFacts
+from koos.engine.facts import ExecutionSnapshot, JobFacts, Plan
 from koos.engine.index_set import format_ranges, parse_ranges
 from koos.engine.loop_settings import MAX_ITEMS
 from koos.engine.template import validate_template
+
+from .snapshots import execution_snapshot
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 STATUS_BOUND = 256 * 1024
@@ -70,16 +72,8 @@ def snapshot(
     mode: str = "Automatic",
     annotations: dict[str, str] | None = None,
 ) -> ExecutionSnapshot:
-    return ExecutionSnapshot(
-        name="demo",
-        namespace="ops",
-        uid="exe-uid",
-        generation=1,
-        spec=ExecutionSpec.model_validate({"templateRef": {"name": "tpl"}, "mode": mode}),
-        status=status or ExecutionStatus(),
-        annotations=annotations or {},
-        template=None if spec is None else TemplateFacts("tpl", "tpl-uid", 1, spec),
-        jobs=jobs or {},
+    return execution_snapshot(
+        spec=spec, status=status, jobs=jobs, mode=mode, annotations=annotations
     )
 
 
@@ -585,27 +579,30 @@ def test_a_loop_retried_twice_never_reuses_an_attempt_number() -> None:
     assert len(world.started) == len(set(world.started))
 
 
-def test_skip_and_cancel_of_a_held_loop_step() -> None:
-    skipped = World(
+def held_loop() -> World:
+    """A FailurePause run held by its loop step (item 0 failed), a step waiting after it."""
+    world = World(
         template({"items": list(range(2)), "concurrency": 2}, after_loop()),
         failing(0),
         mode="FailurePause",
     )
-    skipped.run()
-    skipped.annotations[ANNOTATION_SKIP] = "each"
-    status = skipped.run()
+    assert record(world.run()).reason == "AwaitingFailureDecision"
+    return world
+
+
+def test_skip_of_a_held_loop_step_marks_it_skipped_and_the_run_goes_on() -> None:
+    world = held_loop()
+    world.annotations[ANNOTATION_SKIP] = "each"
+    status = world.run()
     assert status.phase == "Succeeded", status.message
     assert (record(status).phase, record(status).reason) == ("Skipped", "SkippedByCommand")
     assert record(status, "after").phase == "Succeeded"
 
-    cancelled = World(
-        template({"items": list(range(2)), "concurrency": 2}, after_loop()),
-        failing(0),
-        mode="FailurePause",
-    )
-    cancelled.run()
-    cancelled.annotations[ANNOTATION_CANCEL] = "true"
-    status = cancelled.run()
+
+def test_cancel_of_a_held_loop_step_fails_it_and_cancels_the_run() -> None:
+    world = held_loop()
+    world.annotations[ANNOTATION_CANCEL] = "true"
+    status = world.run()
     assert status.phase == "Cancelled"
     assert record(status).phase == "Failed"
     assert record(status, "after").phase == "Cancelled"
