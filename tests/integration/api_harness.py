@@ -28,6 +28,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from koos.handlers.operator import Options, run
+from koos_sandbox.auth import UserInfo
 from koos_sandbox.errors import ApiError
 from koos_sandbox.testing import async_wait_for
 
@@ -38,13 +39,23 @@ PLURALS = {
     "Schedule": "schedules",
     "Approval": "approvals",
 }
-WEBHOOKS = 9  # creator, decision, schedule-creator (mutating); creator-kept, template,
-# schedule, execution-status, approval-created, approval-status (validating)
+WEBHOOKS = 10  # creator, commands, decision, schedule-creator (mutating); creator-kept,
+# template, schedule, execution-status, approval-created, approval-status (validating)
 SANDBOX_ONLY = (
     "sandbox-only: this test drives the sandbox itself (scripted Job outcomes, fault "
     "injection, its store or request counts), which a real API server does not offer"
 )
 _numbers = itertools.count(1)
+
+
+def refusal(exc: ApiException, what: str) -> ApiError:
+    """A refusal as the sandbox's harness raises it: its ApiError, with the Status message."""
+    try:
+        status = json.loads(exc.body or "{}")
+    except ValueError:
+        status = {}
+    message = status.get("message") or f"{what}: {exc.status} {exc.body}"
+    return ApiError(exc.status or 0, status.get("reason", ""), message)
 
 
 def skip_sandbox_only() -> NoReturn:
@@ -100,9 +111,23 @@ class ApiKoos:
         """The Jobs' scripts run here and do this themselves (see `Koos.outcome`)."""
 
     # Writes.
-    async def apply(self, manifest: dict[str, Any] | str) -> dict[str, Any]:
+    async def apply(
+        self, manifest: dict[str, Any] | str, by: UserInfo | None = None
+    ) -> dict[str, Any]:
+        """Create, or merge-patch what exists, as the admin or as user `by`."""
         body = yaml.safe_load(manifest) if isinstance(manifest, str) else manifest
-        return await asyncio.to_thread(self._apply, body)
+        if by is None:
+            return await asyncio.to_thread(self._apply, body)
+        return await asyncio.to_thread(self.as_user(by.username)._apply, body)
+
+    def as_user(self, user: str) -> ApiKoos:
+        """This harness with the credentials of `user` (its context in the kubeconfig)."""
+        twin = ApiKoos(self.kubeconfig, self.ns)
+        twin.api = config.new_client_from_config(str(self.kubeconfig), context=user)
+        twin.custom = client.CustomObjectsApi(twin.api)
+        twin.core = client.CoreV1Api(twin.api)
+        twin.batch = client.BatchV1Api(twin.api)
+        return twin
 
     def _apply(self, body: dict[str, Any]) -> dict[str, Any]:
         kind, name = body["kind"], body["metadata"]["name"]
@@ -135,24 +160,24 @@ class ApiKoos:
                     raise
             return self.api.sanitize_for_serialization(patch(name, self.ns, body))
         except ApiException as exc:
-            # Refused as the sandbox's harness says it: its ApiError, with the Status message.
-            try:
-                status = json.loads(exc.body or "{}")
-            except ValueError:
-                status = {}
-            message = status.get("message") or f"{kind} {name}: {exc.status} {exc.body}"
-            raise ApiError(exc.status or 0, status.get("reason", ""), message) from exc
+            raise refusal(exc, f"{kind} {name}") from exc
 
-    async def annotate(self, name: str, key: str, value: str) -> None:
-        await asyncio.to_thread(
-            self.custom.patch_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            self.ns,
-            "executions",
-            name,
-            {"metadata": {"annotations": {key: value}}},
-        )
+    async def annotate(self, name: str, key: str, value: str, by: UserInfo | None = None) -> None:
+        """`kubectl annotate exe <name> key=value`, as the admin or as user `by` (its context
+        in the kubeconfig)."""
+        custom = self.custom if by is None else self.as_user(by.username).custom
+        try:
+            await asyncio.to_thread(
+                custom.patch_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.ns,
+                "executions",
+                name,
+                {"metadata": {"annotations": {key: value}}},
+            )
+        except ApiException as exc:
+            raise refusal(exc, f"Execution {name}") from exc
 
     async def delete(
         self,
