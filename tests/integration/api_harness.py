@@ -1,19 +1,19 @@
-"""The integration harness through the Kubernetes API alone, so the same tests run on any
-ground: the sandbox, or the real kube-apiserver with kube-controller-manager and the node
-agent (`KOOS_GROUND`, see tests/integration/conftest.py).
+"""The integration harness through the Kubernetes API alone, so the same tests run on the
+real ground (kube-apiserver, kube-controller-manager and the node agent; `KOOS_GROUND`, see
+tests/integration/conftest.py) as on the sandbox.
 
-It offers what `Koos` (the sandbox harness) offers tests — apply, annotate, delete, reads of
-Executions, Templates and Jobs, the operator in a thread of its own — and nothing of the
-sandbox's own controls: a test that reaches for `koos.sandbox` (scripted Job outcomes, fault
-injection, the store, request counts) is skipped on this ground, saying so. Each test gets a
-namespace of its own, deleted afterwards while the operator still runs (so the finalizers of
-its objects are released and nothing is left behind).
+It offers what `Koos` (the sandbox harness) offers tests — apply and annotate (as the admin or
+a user), delete, reads of koos objects, Jobs, Pods and Events, `outcome` (the scripts run
+here), the operator in a thread of its own (`OperatorInThread`, shared with `Koos`) — and none
+of the sandbox's own controls: a test that reaches for `koos.sandbox` (scripted outcomes,
+fault injection, the store, request counts) must be marked `sandbox_only("why")`, or it fails
+here saying so. Each test works in a namespace of its own (`namespaces=(ns,)` for the
+operator).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import sys
@@ -45,7 +45,6 @@ SANDBOX_ONLY = (
     "sandbox-only: this test drives the sandbox itself (scripted Job outcomes, fault "
     "injection, its store or request counts), which a real API server does not offer"
 )
-_numbers = itertools.count(1)
 
 
 def refusal(exc: ApiException, what: str) -> ApiError:
@@ -66,8 +65,56 @@ def skip_sandbox_only() -> NoReturn:
     )
 
 
+class OperatorInThread:
+    """The operator on a loop and thread of its own, as in its own process: kopf treats every
+    task of its loop as its own, and a sandbox's must not be among them. Ready once every
+    koos webhook is registered and points at this operator's server, over https (not at a
+    previous operator's, which no longer answers)."""
+
+    stop: threading.Event
+    thread: threading.Thread | None
+
+    def operator_options(self) -> Options:
+        raise NotImplementedError
+
+    async def read_webhook_urls(self) -> set[str]:
+        """The koos webhooks registered now, as "name url"."""
+        raise NotImplementedError
+
+    async def start_operator(self) -> None:
+        ready = threading.Event()
+        options = self.operator_options()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=lambda: asyncio.run(run(options, self.stop, ready)), name="operator"
+        )
+        before = await self.read_webhook_urls()
+        self.thread.start()
+        await async_wait_for(ready.is_set, timeout=30, what="the operator to be ready")
+
+        async def registered() -> bool:
+            urls = await self.read_webhook_urls()
+            assert all(" https://" in url for url in urls), urls
+            return len(urls) >= WEBHOOKS and not urls & before
+
+        await async_wait_for(registered, timeout=30, what="the operator's webhooks")
+
+    async def stop_operator(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            await asyncio.to_thread(self.thread.join, 20)
+            if self.thread.is_alive():
+                # Slow on a loaded machine, or stuck: say where it is, then give it longer.
+                frame = sys._current_frames().get(self.thread.ident or 0)
+                stack = "".join(traceback.format_stack(frame)) if frame else "(no frame)"
+                logging.getLogger("tests").warning("the operator is still stopping:\n%s", stack)
+                await asyncio.to_thread(self.thread.join, 40)
+            assert not self.thread.is_alive(), "the operator did not stop within 60 s"
+            self.thread = None
+
+
 @dataclass
-class ApiKoos:
+class ApiKoos(OperatorInThread):
     kubeconfig: Path
     ns: str
     api: client.ApiClient = field(init=False)
@@ -80,20 +127,6 @@ class ApiKoos:
         self.custom = client.CustomObjectsApi(self.api)
         self.core = client.CoreV1Api(self.api)
         self.batch = client.BatchV1Api(self.api)
-
-    @classmethod
-    def in_new_namespace(cls, kubeconfig: Path) -> ApiKoos:
-        core = client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))
-        name = f"koos-it-{next(_numbers)}"
-        while True:
-            try:
-                core.create_namespace({"metadata": {"name": name}})
-                break
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
-                name = f"koos-it-{next(_numbers)}"
-        return cls(kubeconfig, name)
 
     # What only the sandbox has.
     @property
@@ -257,32 +290,17 @@ class ApiKoos:
         raise KeyError(step)
 
     # The operator.
-    async def start_operator(self) -> None:
-        ready = threading.Event()
-        options = Options(
+    def operator_options(self) -> Options:
+        return Options(
             kubeconfig=str(self.kubeconfig),
             namespaces=(self.ns,),
             metrics_port=None,
             fast_retries=True,
             allow_second_schedules=True,
         )
-        self.stop = threading.Event()
-        self.thread = threading.Thread(
-            target=lambda: asyncio.run(run(options, self.stop, ready)), name="operator"
-        )
-        before = await asyncio.to_thread(self.webhook_urls)
-        self.thread.start()
-        await async_wait_for(ready.is_set, timeout=30, what="the operator to be ready")
 
-        def registered() -> bool:
-            # Every koos webhook points at this operator's server (not a previous one's).
-            urls = self.webhook_urls()
-            assert all(" https://" in url for url in urls), urls
-            return len(urls) >= WEBHOOKS and not urls & before
-
-        await async_wait_for(
-            lambda: asyncio.to_thread(registered), timeout=30, what="the operator's webhooks"
-        )
+    async def read_webhook_urls(self) -> set[str]:
+        return await asyncio.to_thread(self.webhook_urls)
 
     def webhook_urls(self) -> set[str]:
         admission = client.AdmissionregistrationV1Api(self.api)
@@ -300,15 +318,3 @@ class ApiKoos:
             for hook in config.get("webhooks") or []:
                 urls.add(f"{hook['name']} {hook.get('clientConfig', {}).get('url')}")
         return urls
-
-    async def stop_operator(self) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            await asyncio.to_thread(self.thread.join, 20)
-            if self.thread.is_alive():
-                frame = sys._current_frames().get(self.thread.ident or 0)
-                stack = "".join(traceback.format_stack(frame)) if frame else "(no frame)"
-                logging.getLogger("tests").warning("the operator is still stopping:\n%s", stack)
-                await asyncio.to_thread(self.thread.join, 40)
-            assert not self.thread.is_alive(), "the operator did not stop within 60 s"
-            self.thread = None

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import sys
 import threading
-import traceback
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +13,15 @@ from typing import Any
 import pytest
 import yaml
 
-from koos.handlers.operator import Options, run
+from koos.handlers.operator import Options
 from koos_sandbox.app import Sandbox
 from koos_sandbox.auth import UserInfo
 from koos_sandbox.testing import async_wait_for
 from koos_sandbox.writes import WriteOptions
 
-from ..ground.realplane import GroundError, missing
-from .api_harness import SANDBOX_ONLY, WEBHOOKS, ApiKoos
+from ..ground.policy import grounds
+from ..ground.session import session_ground
+from .api_harness import SANDBOX_ONLY, ApiKoos, OperatorInThread
 from .real_ground import RealGround
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +30,7 @@ ALICE = UserInfo("alice", "alice-uid", ("sre", "system:authenticated"))
 
 
 @dataclass
-class Koos:
+class Koos(OperatorInThread):
     sandbox: Sandbox
     kubeconfig: Path
     stop: threading.Event
@@ -157,32 +155,16 @@ class Koos:
                 return record
         raise KeyError(step)
 
-    async def start_operator(self) -> None:
-        """The operator on a loop and thread of its own, as in its own process: kopf treats
-        every task of its loop as its own, and the sandbox's must not be among them."""
-        ready = threading.Event()
-        options = Options(
+    def operator_options(self) -> Options:
+        return Options(
             kubeconfig=str(self.kubeconfig),
             metrics_port=None,
             fast_retries=True,
             allow_second_schedules=True,
         )
-        self.stop = threading.Event()
-        self.thread = threading.Thread(
-            target=lambda: asyncio.run(run(options, self.stop, ready)), name="operator"
-        )
-        before = self.webhook_urls()
-        self.thread.start()
-        await async_wait_for(ready.is_set, timeout=20, what="the operator to be ready")
 
-        def registered() -> bool:
-            # Every koos webhook points at this operator's server (not a previous one's),
-            # over https: kube-apiserver calls no other.
-            urls = self.webhook_urls()
-            assert all(" https://" in url for url in urls), urls
-            return len(urls) >= WEBHOOKS and not urls & before
-
-        await async_wait_for(registered, timeout=20, what="the operator's webhooks")
+    async def read_webhook_urls(self) -> set[str]:
+        return self.webhook_urls()
 
     def webhook_urls(self) -> set[str]:
         urls = set()
@@ -193,32 +175,6 @@ class Koos:
             for hook in (config or {}).get("webhooks") or []:
                 urls.add(f"{hook['name']} {hook.get('clientConfig', {}).get('url')}")
         return urls
-
-    async def stop_operator(self) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            await asyncio.to_thread(self.thread.join, 20)
-            if self.thread.is_alive():
-                # Slow on a loaded machine, or stuck: say where it is, then give it longer.
-                frame = sys._current_frames().get(self.thread.ident or 0)
-                stack = "".join(traceback.format_stack(frame)) if frame else "(no frame)"
-                logging.getLogger("tests").warning("the operator is still stopping:\n%s", stack)
-                await asyncio.to_thread(self.thread.join, 40)
-            assert not self.thread.is_alive(), "the operator did not stop within 60 s"
-            self.thread = None
-
-
-def grounds() -> list[str]:
-    """Where the integration tests run: KOOS_GROUND = sandbox (the default), real (etcd,
-    kube-apiserver and kube-controller-manager built by `make controlplane`, and the node
-    agent), both, or sandbox-api (the API-only harness on a sandbox whose Jobs run as local
-    processes: how a change to the harness is tried without the real binaries)."""
-    chosen = os.environ.get("KOOS_GROUND", "sandbox")
-    chosen_grounds = {"both": ["sandbox", "real"]}.get(chosen, [chosen])
-    unknown = set(chosen_grounds) - {"sandbox", "real", "sandbox-api"}
-    if unknown:
-        raise pytest.UsageError(f"KOOS_GROUND={chosen}: use sandbox, real, both or sandbox-api")
-    return chosen_grounds
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -256,21 +212,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def real_ground() -> Iterator[RealGround]:
-    """The real ground, once per session; nothing of it is left running afterwards."""
-    reason = missing()
-    if reason:
-        pytest.skip(f"real ground not available: {reason}")
+    """The real ground, once per session (skipped, saying why, when its binaries are not
+    built); stopping it checks that nothing of it is left running."""
     ground = RealGround()
-    try:
-        ground.start()
-    except GroundError as error:
-        pytest.fail(f"the real ground did not start: {error}")
-    try:
+    with session_ground(ground, ground.processes, lambda: ground.plane.dir):
         yield ground
-    finally:
-        left = ground.stop()
-    assert not left, f"processes of the real ground left running after stop(): {left}"
-    assert not ground.plane.dir.exists(), f"{ground.plane.dir} left after stop()"
 
 
 @pytest.fixture
@@ -281,16 +227,6 @@ async def koos(
     if koos_ground == "sandbox":
         async for harness in _sandbox_koos(tmp_path):
             yield harness
-        return
-    if koos_ground == "sandbox-api":
-        sandbox = Sandbox(crds=ROOT / "crds", jobs_mode="local", bookmark_interval=0.5)
-        await sandbox.start()
-        try:
-            kubeconfig = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
-            async for harness in _api_koos(kubeconfig, None):
-                yield harness
-        finally:
-            await sandbox.stop()
         return
     real: RealGround = request.getfixturevalue("real_ground")
     async for harness in _api_koos(tmp_path / "kubeconfig", real):
@@ -309,21 +245,18 @@ async def _sandbox_koos(tmp_path: Path) -> AsyncIterator[Koos]:
         await sandbox.stop()
 
 
-async def _api_koos(kubeconfig: Path, real: RealGround | None) -> AsyncIterator[ApiKoos]:
-    if real is not None:
-        ns = await asyncio.to_thread(real.namespace)
-        harness = ApiKoos(real.plane.write_kubeconfig(kubeconfig, namespace=ns), ns)
-    else:
-        harness = await asyncio.to_thread(ApiKoos.in_new_namespace, kubeconfig)
-        harness.ground = "sandbox-api"
+async def _api_koos(kubeconfig: Path, real: RealGround) -> AsyncIterator[ApiKoos]:
+    """The API-only harness in a new namespace of the real ground; afterwards its koos
+    objects are deleted while the operator runs (their finalizers are its), then the
+    operator is stopped and the namespace deleted."""
+    ns = await asyncio.to_thread(real.namespace)
+    harness = ApiKoos(real.plane.write_kubeconfig(kubeconfig, namespace=ns), ns)
     try:
         await harness.start_operator()
         yield harness
-        if real is not None:
-            if harness.thread is None:  # the test stopped it: its finalizers need it
-                await harness.start_operator()
-            await asyncio.to_thread(real.empty_namespace, harness.ns)
+        if harness.thread is None:  # the test stopped it: its finalizers need it
+            await harness.start_operator()
+        await asyncio.to_thread(real.empty_namespace, harness.ns)
     finally:
         await harness.stop_operator()
-        if real is not None:
-            await asyncio.to_thread(real.delete_namespace, harness.ns)
+        await asyncio.to_thread(real.delete_namespace, harness.ns)

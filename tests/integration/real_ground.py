@@ -23,7 +23,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,20 +67,11 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @dataclass
 class RealGround:
     plane: RealPlane = field(default_factory=lambda: RealPlane(users=dict(USERS)))
     agent: subprocess.Popen[bytes] | None = None
     dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="koos-it-real-")))
-    _seen: set[int] = field(default_factory=set)
 
     @property
     def admin_kubeconfig(self) -> Path:
@@ -150,14 +140,14 @@ class RealGround:
         except OSError:
             return ""
 
-    def remember_processes(self) -> None:
-        """Note every process of the ground now (the agent's containers come and go)."""
-        for pid in [*self.plane.pids(), *([self.agent.pid] if self.agent else [])]:
-            self._seen |= {pid, *descendants(pid)}
+    def processes(self) -> set[int]:
+        """Every process of the ground now: the control plane's, the node agent and the
+        containers it runs."""
+        roots = [*self.plane.pids(), *([self.agent.pid] if self.agent else [])]
+        return {pid for root in roots for pid in (root, *descendants(root))}
 
-    def stop(self) -> list[int]:
-        """Stop everything; the pids of processes left running (none, unless broken)."""
-        self.remember_processes()
+    def stop(self) -> None:
+        """Stop the node agent (it stops its containers) and the control plane."""
         if self.agent is not None and self.agent.poll() is None:
             self.agent.send_signal(signal.SIGTERM)
             try:
@@ -167,11 +157,7 @@ class RealGround:
                     os.killpg(self.agent.pid, signal.SIGKILL)
                 self.agent.wait()
         self.plane.stop()
-        deadline = time.monotonic() + 10
-        while (left := sorted(p for p in self._seen if alive(p))) and time.monotonic() < deadline:
-            time.sleep(0.05)
         shutil.rmtree(self.dir, ignore_errors=True)
-        return left
 
     # ---- per test -----------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ import pytest
 from koos_sandbox.testing import kubectl_binary
 
 from ..ground.policy import GROUND_ENV, grounds
-from ..ground.realplane import GroundError, RealPlane, missing
+from ..ground.realplane import RealPlane
+from ..ground.session import session_ground
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -33,23 +34,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def realplane() -> Iterator[RealPlane]:
     if "real" not in grounds():
         pytest.skip(f"the real ground is not chosen: {GROUND_ENV}=real or both runs it")
-    reason = missing()
-    if reason:
-        pytest.skip(f"real ground not available: {reason}")
     ground = RealPlane()
-    try:
-        ground.start()
-    except GroundError as error:
-        pytest.fail(f"the real ground did not start: {error}")
-    try:
+    with session_ground(ground, lambda: set(ground.pids()), lambda: ground.dir):
         yield ground
-    finally:
-        pids = ground.pids()
-        ground.stop()
-    # The budget: the real-ground suite leaves no process behind.
-    left = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
-    assert not left, f"processes of the ground left running after stop(): {left}"
-    assert not ground.dir.exists(), f"{ground.dir} left after stop()"
 
 
 @dataclass
