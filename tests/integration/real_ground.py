@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +105,15 @@ class RealGround:
             conditions = (body.get("status") or {}).get("conditions") or [] if status == 200 else []
             return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
+        def served(plural: str) -> bool:
+            return self.plane.request("GET", f"/apis/koos.io/v1alpha1/{plural}?limit=1")[0] == 200
+
         for name in names:
-            wait_for(f"CRD {name} to be established", lambda n=name: established(n), 60)  # type: ignore[misc]
+            wait_for(f"CRD {name} to be established", partial(established, name), 60)
+        # Established is not yet served: a list answers 429 "storage is (re)initializing"
+        # for a moment (kopf retries it a second later). Wait until each one answers.
+        for plural in KOOS_PLURALS:
+            wait_for(f"{plural} to be served", partial(served, plural), 60)
 
     def _start_agent(self) -> None:
         log = self.dir / "node-agent.log"
