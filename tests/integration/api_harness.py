@@ -41,10 +41,6 @@ PLURALS = {
 }
 WEBHOOKS = 10  # creator, commands, decision, schedule-creator (mutating); creator-kept,
 # template, schedule, execution-status, approval-created, approval-status (validating)
-SANDBOX_ONLY = (
-    "sandbox-only: this test drives the sandbox itself (scripted Job outcomes, fault "
-    "injection, its store or request counts), which a real API server does not offer"
-)
 
 
 def refusal(exc: ApiException, what: str) -> ApiError:

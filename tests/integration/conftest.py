@@ -21,7 +21,7 @@ from koos_sandbox.writes import WriteOptions
 
 from ..ground.policy import grounds
 from ..ground.session import session_ground
-from .api_harness import SANDBOX_ONLY, ApiKoos, OperatorInThread
+from .api_harness import ApiKoos, OperatorInThread
 from .real_ground import RealGround
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -192,7 +192,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if here not in Path(str(item.fspath)).parents:
             continue
         marker = item.get_closest_marker("sandbox_only")
-        reason = f"sandbox-only: {marker.args[0] if marker and marker.args else SANDBOX_ONLY}"
+        if marker is not None and not marker.args:
+            raise pytest.UsageError(f'{item.nodeid}: say why, @pytest.mark.sandbox_only("why")')
+        reason = f"sandbox-only: {marker.args[0]}" if marker is not None else ""
         callspec = getattr(item, "callspec", None)
         ground = callspec.params.get("koos_ground") if callspec else None
         if ground is None:
