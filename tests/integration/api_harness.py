@@ -61,6 +61,32 @@ def skip_sandbox_only() -> NoReturn:
     )
 
 
+class ExecutionReads:
+    """What both harnesses read of an Execution, given `execution(name)`."""
+
+    finish_timeout: float = 20.0  # seconds a test's run may take, unless it says
+
+    def execution(self, name: str) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    async def finished(self, name: str, timeout: float | None = None) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            obj = self.execution(name)
+            phase = (obj or {}).get("status", {}).get("phase")
+            return obj if phase in ("Succeeded", "Failed", "Cancelled") else None
+
+        return await async_wait_for(
+            done, timeout=timeout or self.finish_timeout, what=f"execution {name} to finish"
+        )
+
+    def step(self, execution: str, step: str) -> dict[str, Any]:
+        obj = self.execution(execution) or {}
+        for record in obj.get("status", {}).get("steps", []):
+            if record["name"] == step:
+                return dict(record)
+        raise KeyError(step)
+
+
 class OperatorInThread:
     """The operator on a loop and thread of its own, as in its own process: kopf treats every
     task of its loop as its own, and a sandbox's must not be among them. Ready once every
@@ -110,13 +136,14 @@ class OperatorInThread:
 
 
 @dataclass
-class ApiKoos(OperatorInThread):
+class ApiKoos(ExecutionReads, OperatorInThread):
     kubeconfig: Path
     ns: str
     api: client.ApiClient = field(init=False)
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
     ground: str = "real"
+    finish_timeout: float = 60.0  # a Job takes a second longer here (see README)
 
     def __post_init__(self) -> None:
         self.api = config.new_client_from_config(str(self.kubeconfig))
@@ -269,21 +296,6 @@ class ApiKoos(OperatorInThread):
         jobs = self.batch.list_namespaced_job(self.ns, label_selector=selector)
         items: list[dict[str, Any]] = self.api.sanitize_for_serialization(jobs)["items"]
         return items
-
-    async def finished(self, name: str, timeout: float = 60) -> dict[str, Any]:
-        def done() -> dict[str, Any] | None:
-            obj = self.execution(name)
-            phase = (obj or {}).get("status", {}).get("phase")
-            return obj if phase in ("Succeeded", "Failed", "Cancelled") else None
-
-        return await async_wait_for(done, timeout=timeout, what=f"execution {name} to finish")
-
-    def step(self, execution: str, step: str) -> dict[str, Any]:
-        obj = self.execution(execution) or {}
-        for record in obj.get("status", {}).get("steps", []):
-            if record["name"] == step:
-                return dict(record)
-        raise KeyError(step)
 
     # The operator.
     def operator_options(self) -> Options:

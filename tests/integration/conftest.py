@@ -16,12 +16,11 @@ import yaml
 from koos.handlers.operator import Options
 from koos_sandbox.app import Sandbox
 from koos_sandbox.auth import UserInfo
-from koos_sandbox.testing import async_wait_for
 from koos_sandbox.writes import WriteOptions
 
 from ..ground.policy import grounds
 from ..ground.session import session_ground
-from .api_harness import ApiKoos, OperatorInThread
+from .api_harness import ApiKoos, ExecutionReads, OperatorInThread
 from .real_ground import RealGround
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +29,7 @@ ALICE = UserInfo("alice", "alice-uid", ("sre", "system:authenticated"))
 
 
 @dataclass
-class Koos(OperatorInThread):
+class Koos(ExecutionReads, OperatorInThread):
     sandbox: Sandbox
     kubeconfig: Path
     stop: threading.Event
@@ -139,21 +138,6 @@ class Koos(OperatorInThread):
             if execution is None
             or j["metadata"].get("labels", {}).get("koos.io/execution") == execution
         ]
-
-    async def finished(self, name: str, timeout: float = 20) -> dict[str, Any]:
-        def done() -> dict[str, Any] | None:
-            obj = self.execution(name)
-            phase = (obj or {}).get("status", {}).get("phase")
-            return obj if phase in ("Succeeded", "Failed", "Cancelled") else None
-
-        return await async_wait_for(done, timeout=timeout, what=f"execution {name} to finish")
-
-    def step(self, execution: str, step: str) -> dict[str, Any]:
-        obj = self.execution(execution) or {}
-        for record in obj.get("status", {}).get("steps", []):
-            if record["name"] == step:
-                return record
-        raise KeyError(step)
 
     def operator_options(self) -> Options:
         return Options(
