@@ -138,8 +138,10 @@ class Koos:
         await async_wait_for(ready.is_set, timeout=20, what="the operator to be ready")
 
         def registered() -> bool:
-            # Every koos webhook points at this operator's server (not a previous one's).
+            # Every koos webhook points at this operator's server (not a previous one's),
+            # over https: kube-apiserver calls no other.
             urls = self.webhook_urls()
+            assert all(" https://" in url for url in urls), urls
             return len(urls) >= WEBHOOKS and not urls & before
 
         await async_wait_for(registered, timeout=20, what="the operator's webhooks")

@@ -26,6 +26,7 @@ def _operator(args: argparse.Namespace) -> int:
         webhooks=not args.no_webhooks,
         webhook_host=args.webhook_host,
         webhook_port=args.webhook_port,
+        webhook_cert_dir=args.webhook_cert_dir,
         trust_unverified_approvals=args.trust_unverified_approvals,
         signing_secret=args.signing_key_secret,
     )
@@ -84,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="address the webhooks listen on and the API server calls (default 127.0.0.1)",
     )
     operator.add_argument("--webhook-port", type=int, default=0, help="webhook port (0: any)")
+    operator.add_argument(
+        "--webhook-cert-dir",
+        help="folder with the webhook server's tls.crt and tls.key (and ca.crt, published as "
+        "the caBundle); default: a self-signed certificate for --webhook-host",
+    )
     operator.add_argument(
         "--trust-unverified-approvals",
         action="store_true",

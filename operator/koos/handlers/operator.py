@@ -18,6 +18,7 @@ from koos.api.constants import GROUP, LABEL_MANAGED_BY, MANAGER
 from koos.handlers import admission, approval, execution, metrics, schedule, template
 from koos.handlers.notify import Notifier
 from koos.handlers.queue import wait_drained
+from koos.handlers.webhook_tls import ServingFiles, serving_files
 from koos.k8s.client import Kube
 from koos.k8s.events import EventSink
 
@@ -38,6 +39,7 @@ class Options:
     webhooks: bool = True  # serve admission webhooks (approvals are unverified without)
     webhook_host: str = "127.0.0.1"  # where the API server reaches them (URL clientConfig)
     webhook_port: int = 0  # 0: any free port
+    webhook_cert_dir: str | None = None  # tls.crt/tls.key[/ca.crt]; None: self-signed
     trust_unverified_approvals: bool = False  # development only
     signing_secret: str = "default/koos-approval-key"  # namespace/name of the signing key
     allow_second_schedules: bool = False  # tests only: 6-field cron with seconds
@@ -64,6 +66,7 @@ def build_registry(
     approvals: approval.ApprovalController,
     schedules: schedule.ScheduleController,
     operator_user: str,
+    tls: ServingFiles | None = None,
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
@@ -84,11 +87,14 @@ def build_registry(
             settings.networking.error_backoffs = [0.1, 0.2, 0.5]
             settings.queueing.error_delays = [0.1, 0.2, 0.5]
         if options.webhooks:
+            assert tls is not None
             settings.admission.server = kopf.WebhookServer(
                 addr=options.webhook_host,
                 port=options.webhook_port or None,
                 host=options.webhook_host,
-                insecure=True,
+                certfile=tls.certfile,
+                pkeyfile=tls.keyfile,
+                cafile=tls.cafile,
             )
             settings.admission.managed = GROUP
         if kube.events is not None:
@@ -174,7 +180,10 @@ async def run(options: Options, stop: Flag | None = None, ready: Flag | None = N
     controller.queue.yields_to = (schedules.queue,)
 
     kube.events = EventSink(kube, idle=lambda: wait_drained(queues))
-    registry = build_registry(options, kube, controller, approvals, schedules, operator_user)
+    tls = None
+    if options.webhooks:
+        tls = serving_files(options.webhook_host, options.webhook_cert_dir)
+    registry = build_registry(options, kube, controller, approvals, schedules, operator_user, tls)
     if options.metrics_port is not None:
         metrics.serve(options.metrics_port)
     try:
@@ -192,3 +201,5 @@ async def run(options: Options, stop: Flag | None = None, ready: Flag | None = N
         if kube.events is not None:
             await kube.events.stop()
         await kube.close()
+        if tls is not None:
+            tls.close()
