@@ -1,0 +1,713 @@
+"""RBAC for real (issue 12; issue 10's gate-bypass routes): the roles koos ships, bound on a
+real kube-apiserver with the RBAC authorizer, asked with `kubectl auth can-i` and tried with
+real requests by the ground's users (alice in sre, bob in dev) through the real kubectl.
+
+- People (`manifests/rbac/user-roles.yaml`): what each role is for succeeds and one step
+  beyond is Forbidden; no role opens a gate (approvals/status, executions/status, create
+  approvals); koos-view aggregates into the built-in view.
+- The operator (`manifests/rbac/operator.yaml`): `koos operator` as its own process,
+  authenticated as koos-system/koos-operator with exactly those rights, webhooks on, a node
+  agent running the steps' Pods: the README's approval runbook runs to Succeeded (created by
+  bob, decided by alice) with no request of the operator refused; a step acts as its
+  Template's ServiceAccount and no more; the operator's account is Forbidden one step beyond.
+
+The people's tests run first, before the operator is started (its webhooks would refuse the
+admin's hand-made Approval): the operator is a module fixture the later tests ask for.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ..ground.realplane import RealPlane, wait_for
+from .conftest import Kubectl
+from .operator_run import (
+    ACCOUNT,
+    NAMESPACE,
+    OPERATOR_USER,
+    OPERATOR_YAML,
+    USER_ROLES_YAML,
+    Process,
+    remove_webhooks,
+    service_account_token,
+    start_node_agent,
+    start_operator,
+    webhooks_guarded,
+    write_token_kubeconfig,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "approval"
+NODE = "rbac-node"
+RBAC = "rbac.authorization.k8s.io"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+# ---- helpers ----------------------------------------------------------------------------
+
+
+def bind(kubectl: Kubectl, namespace: str, role: str, user: str) -> None:
+    """A RoleBinding of ClusterRole `role` to `user` in `namespace`."""
+    binding = {
+        "apiVersion": f"{RBAC}/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": f"{user}-{role}", "namespace": namespace},
+        "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "User", "name": user, "apiGroup": RBAC}],
+    }
+    kubectl("apply", "-f", "-", input=json.dumps(binding))
+
+
+def can(kubectl: Kubectl, user: str | None, *args: str) -> bool:
+    """`kubectl auth can-i` as `user` (None: the kubeconfig's current context)."""
+    result = kubectl.run("auth", "can-i", *args, user=user, check=False)
+    assert result.stdout.strip() in ("yes", "no"), result.stderr
+    return result.returncode == 0
+
+
+def refused(kubectl: Kubectl, user: str | None, *args: str, input: str | None = None) -> str:
+    """Run a kubectl command that must fail; its stderr."""
+    result = kubectl.run(*args, user=user, input=input, check=False)
+    assert result.returncode != 0, f"kubectl {' '.join(args)} as {user} succeeded:\n{result}"
+    return result.stderr
+
+
+def forbidden(stderr: str, user: str, verb: str, resource: str, group: str = "koos.io") -> None:
+    """RBAC's refusal, as kube-apiserver words it (not a webhook's, not a 404)."""
+    where = f' in API group "{group}"' if group else ""
+    wanted = f'User "{user}" cannot {verb} resource "{resource}"{where}'
+    assert "Forbidden" in stderr or "forbidden" in stderr, stderr
+    assert wanted in stderr, f"wanted {wanted!r} in:\n{stderr}"
+
+
+def status_patch_refused(
+    kubectl: Kubectl,
+    realplane: RealPlane,
+    user: str,
+    kind: str,
+    name: str,
+    namespace: str,
+    patch: str,
+) -> str:
+    """A person's merge patch of a koos status, made twice: with `kubectl patch
+    --subresource=status` (which reads the status first) and as the bare PATCH request. Both
+    must fail; returns the PATCH's message."""
+    refused(
+        kubectl,
+        user,
+        "patch",
+        kind,
+        name,
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        patch,
+    )
+    path = f"/apis/koos.io/v1alpha1/namespaces/{namespace}/{kind}s/{name}/status"
+    status, answer = realplane.request(
+        "PATCH", path, json.loads(patch), user=user, content_type=MERGE_PATCH
+    )
+    assert status == 403, (status, answer)
+    return str(answer["message"])
+
+
+def approval_manifest(name: str, namespace: str, users: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "koos.io/v1alpha1",
+        "kind": "Approval",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "executionRef": {"name": "run-1", "uid": "0"},
+            "step": "approve",
+            "approvers": {"users": users},
+            "deadline": "2099-01-01T00:00:00Z",
+        },
+    }
+
+
+def execution_manifest(
+    name: str, namespace: str, template: str, **parameters: str
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "koos.io/v1alpha1",
+        "kind": "Execution",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"templateRef": {"name": template}, "parameters": parameters},
+    }
+
+
+BYPASS_STATUS = '{"status": {"phase": "Approved"}}'
+STEP_PASSED = '{"status": {"steps": [{"name": "approve", "phase": "Succeeded"}]}}'
+
+
+# ---- koos installed as an admin installs it ---------------------------------------------
+
+
+def established(realplane: RealPlane) -> bool:
+    for kind in ("templates", "executions", "schedules", "approvals"):
+        path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{kind}.koos.io"
+        status, body = realplane.request("GET", path)
+        conditions = (body.get("status") or {}).get("conditions") or [] if status == 200 else []
+        if not any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+            return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def installed(realplane: RealPlane, kubectl: Kubectl) -> Iterator[None]:
+    """The CRDs and both RBAC files applied; removed after the module (the CRDs stay: the
+    session's other tests use them)."""
+    kubectl("apply", "-f", str(ROOT / "crds"))
+    wait_for("the koos CRDs, established", lambda: established(realplane), timeout=60)
+    kubectl("apply", "-f", str(USER_ROLES_YAML), "-f", str(OPERATOR_YAML))
+    yield
+    kubectl("delete", "--ignore-not-found", "--wait=false", "-f", str(OPERATOR_YAML))
+    kubectl("delete", "--ignore-not-found", "--wait=false", "-f", str(USER_ROLES_YAML))
+
+
+# ---- people -----------------------------------------------------------------------------
+
+
+def test_an_approver_decides_and_goes_no_further(
+    installed: None, realplane: RealPlane, kubectl: Kubectl, namespace: str
+) -> None:
+    bind(kubectl, namespace, "koos-approve", "alice")
+    approval = approval_manifest("run-1-approve", namespace, ["alice"])
+    kubectl("create", "-f", "-", input=json.dumps(approval))
+    kubectl("create", "-f", "-", input=json.dumps(execution_manifest("run-1", namespace, "t")))
+    ns = ("-n", namespace)
+
+    assert can(kubectl, "alice", "patch", "approvals.koos.io", *ns)
+    assert can(kubectl, "alice", "get", "executions.koos.io", *ns)
+    # What she is for, for real: the annotation a decision is.
+    kubectl("annotate", "approval", "run-1-approve", "koos.io/decision=approve", *ns, user="alice")
+    # One step beyond: the three ways past a gate, and touching the run itself.
+    assert not can(kubectl, "alice", "patch", "approvals.koos.io", "--subresource=status", *ns)
+    assert not can(kubectl, "alice", "create", "approvals.koos.io", *ns)
+    assert not can(kubectl, "alice", "patch", "executions.koos.io", "--subresource=status", *ns)
+    assert not can(kubectl, "alice", "patch", "executions.koos.io", *ns)
+    assert not can(kubectl, "alice", "delete", "approvals.koos.io", *ns)
+    assert not can(kubectl, "alice", "patch", "approvals.koos.io", "-n", "default")
+    message = status_patch_refused(
+        kubectl, realplane, "alice", "approval", "run-1-approve", namespace, BYPASS_STATUS
+    )
+    forbidden(message, "alice", "patch", "approvals/status")
+    other = approval_manifest("run-2-approve", namespace, ["alice"])
+    stderr = refused(kubectl, "alice", "create", "-f", "-", *ns, input=json.dumps(other))
+    forbidden(stderr, "alice", "create", "approvals")
+    message = status_patch_refused(
+        kubectl, realplane, "alice", "execution", "run-1", namespace, STEP_PASSED
+    )
+    forbidden(message, "alice", "patch", "executions/status")
+    stderr = refused(kubectl, "alice", "delete", "approval", "run-1-approve", *ns)
+    forbidden(stderr, "alice", "delete", "approvals")
+
+
+def test_a_runner_creates_executions_and_goes_no_further(
+    installed: None, realplane: RealPlane, kubectl: Kubectl, namespace: str
+) -> None:
+    bind(kubectl, namespace, "koos-run", "bob")
+    ns = ("-n", namespace)
+    template = {
+        "apiVersion": "koos.io/v1alpha1",
+        "kind": "Template",
+        "metadata": {"name": "t", "namespace": namespace},
+        "spec": {"steps": [{"name": "a", "run": {"image": "busybox", "script": "true"}}]},
+    }
+    kubectl("create", "-f", "-", input=json.dumps(template))
+
+    assert can(kubectl, "bob", "create", "executions.koos.io", *ns)
+    kubectl(
+        "create",
+        "-f",
+        "-",
+        user="bob",
+        input=json.dumps(execution_manifest("run-1", namespace, "t")),
+    )
+    assert kubectl("get", "templates", "-o", "name", *ns, user="bob").split() == [
+        "template.koos.io/t"
+    ]
+    # One step beyond: changing or deleting what exists, deciding, reading Secrets.
+    for verb, resource in (
+        ("delete", "templates"),
+        ("patch", "templates"),
+        ("create", "templates"),
+        ("delete", "executions"),
+        ("patch", "executions"),
+        ("patch", "approvals"),
+        ("create", "approvals"),
+    ):
+        assert not can(kubectl, "bob", verb, f"{resource}.koos.io", *ns), (verb, resource)
+    assert not can(kubectl, "bob", "patch", "executions.koos.io", "--subresource=status", *ns)
+    assert not can(kubectl, "bob", "get", "secrets", *ns)
+    assert not can(kubectl, "bob", "create", "executions.koos.io", "-n", "default")
+    forbidden(refused(kubectl, "bob", "delete", "template", "t", *ns), "bob", "delete", "templates")
+    stderr = refused(kubectl, "bob", "annotate", "execution", "run-1", "koos.io/cancel=true", *ns)
+    forbidden(stderr, "bob", "patch", "executions")
+    forbidden(refused(kubectl, "bob", "get", "secrets", *ns), "bob", "list", "secrets", group="")
+    message = status_patch_refused(
+        kubectl, realplane, "bob", "execution", "run-1", namespace, STEP_PASSED
+    )
+    forbidden(message, "bob", "patch", "executions/status")
+
+
+def test_a_viewer_reads_and_writes_nothing(
+    installed: None, kubectl: Kubectl, namespace: str
+) -> None:
+    bind(kubectl, namespace, "koos-view", "bob")
+    kubectl("create", "-f", "-", input=json.dumps(execution_manifest("run-1", namespace, "t")))
+    ns = ("-n", namespace)
+    for kind in ("templates", "executions", "schedules", "approvals"):
+        assert can(kubectl, "bob", "list", f"{kind}.koos.io", *ns)
+        assert not can(kubectl, "bob", "create", f"{kind}.koos.io", *ns)
+        assert not can(kubectl, "bob", "patch", f"{kind}.koos.io", *ns)
+        assert not can(kubectl, "bob", "delete", f"{kind}.koos.io", *ns)
+    names = kubectl("get", "executions", "-o", "name", *ns, user="bob").split()
+    assert names == ["execution.koos.io/run-1"]
+    stderr = refused(kubectl, "bob", "annotate", "execution", "run-1", "koos.io/cancel=true", *ns)
+    forbidden(stderr, "bob", "patch", "executions")
+    stderr = refused(
+        kubectl,
+        "bob",
+        "create",
+        "-f",
+        "-",
+        *ns,
+        input=json.dumps(execution_manifest("run-2", namespace, "t")),
+    )
+    forbidden(stderr, "bob", "create", "executions")
+
+
+def test_koos_view_aggregates_into_the_built_in_view(
+    installed: None, kubectl: Kubectl, namespace: str
+) -> None:
+    bind(kubectl, namespace, "view", "bob")
+    # The aggregation controller copies koos-view's rules into view.
+    wait_for(
+        "koos-view's rules in the view ClusterRole",
+        lambda: any(
+            "koos.io" in (rule.get("apiGroups") or [])
+            for rule in json.loads(kubectl("get", "clusterrole", "view", "-o", "json"))["rules"]
+        ),
+        timeout=30,
+    )
+    ns = ("-n", namespace)
+    assert can(kubectl, "bob", "list", "approvals.koos.io", *ns)
+    assert not can(kubectl, "bob", "patch", "approvals.koos.io", *ns)
+    assert kubectl("get", "executions", *ns, user="bob") == ""
+    stderr = refused(
+        kubectl,
+        "bob",
+        "create",
+        "-f",
+        "-",
+        *ns,
+        input=json.dumps(execution_manifest("run-1", namespace, "t")),
+    )
+    forbidden(stderr, "bob", "create", "executions")
+
+
+PEOPLE = ("koos-view", "koos-run", "koos-edit", "koos-approve")
+
+
+@pytest.mark.parametrize("role", PEOPLE)
+def test_no_role_for_people_opens_a_gate(
+    installed: None, realplane: RealPlane, kubectl: Kubectl, namespace: str, role: str
+) -> None:
+    """Issue 10's three routes past a gate, for anyone holding one of the roles koos ships:
+    refused by RBAC itself, before any webhook is asked."""
+    bind(kubectl, namespace, role, "bob")
+    kubectl(
+        "create",
+        "-f",
+        "-",
+        input=json.dumps(approval_manifest("run-1-approve", namespace, ["alice"])),
+    )
+    kubectl("create", "-f", "-", input=json.dumps(execution_manifest("run-1", namespace, "t")))
+    ns = ("-n", namespace)
+    assert not can(kubectl, "bob", "patch", "approvals.koos.io", "--subresource=status", *ns)
+    assert not can(kubectl, "bob", "update", "approvals.koos.io", "--subresource=status", *ns)
+    assert not can(kubectl, "bob", "create", "approvals.koos.io", *ns)
+    assert not can(kubectl, "bob", "patch", "executions.koos.io", "--subresource=status", *ns)
+    assert not can(kubectl, "bob", "update", "executions.koos.io", "--subresource=status", *ns)
+    message = status_patch_refused(
+        kubectl, realplane, "bob", "approval", "run-1-approve", namespace, BYPASS_STATUS
+    )
+    forbidden(message, "bob", "patch", "approvals/status")
+    look_alike = approval_manifest("run-2-approve", namespace, ["bob"])
+    stderr = refused(kubectl, "bob", "create", "-f", "-", *ns, input=json.dumps(look_alike))
+    forbidden(stderr, "bob", "create", "approvals")
+    message = status_patch_refused(
+        kubectl, realplane, "bob", "execution", "run-1", namespace, STEP_PASSED
+    )
+    forbidden(message, "bob", "patch", "executions/status")
+
+
+# ---- the operator, with its own role ----------------------------------------------------
+
+
+@dataclass
+class Operator:
+    process: Process
+    agent: Process
+    kubectl: Kubectl  # the operator's own account (its kubeconfig's only context)
+
+    def refusals(self) -> list[str]:
+        """Lines of the operator's log where the API server refused it (403), but for
+        NamespaceLifecycle's refusal to write into a namespace being deleted (the earlier
+        tests' namespaces, whose runs the operator serves too): not a matter of rights."""
+        return [
+            line
+            for line in self.process.text().splitlines()
+            if re.search(r"\b403\b|forbidden", line, re.IGNORECASE)
+            and "because it is being terminated" not in line
+        ]
+
+    def assert_never_refused(self) -> None:
+        self.process.check_running()
+        assert not self.refusals(), "the operator was refused:\n" + "\n".join(self.refusals())
+
+
+@pytest.fixture(scope="module")
+def operator(
+    installed: None,
+    realplane: RealPlane,
+    kubectl: Kubectl,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Operator]:
+    folder = tmp_path_factory.mktemp("rbac-operator")
+    token = service_account_token(realplane, NAMESPACE, ACCOUNT)
+    config = write_token_kubeconfig(realplane, folder / "operator.kubeconfig", ACCOUNT, token)
+    as_operator = Kubectl(kubectl.binary, config, folder / "cache")
+    assert (
+        json.loads(as_operator("auth", "whoami", "-o", "json"))["status"]["userInfo"]["username"]
+        == OPERATOR_USER
+    )
+    agent = start_node_agent(realplane, folder, NODE, str(Path(kubectl.binary).parent))
+    process = start_operator(config, folder)
+    try:
+
+        def serving() -> bool:
+            process.check_running()
+            agent.check_running()
+            return webhooks_guarded(realplane)
+
+        wait_for("the operator's webhooks, conditioned", serving, timeout=60)
+        yield Operator(process, agent, as_operator)
+    finally:
+        code = process.stop()
+        agent.stop()
+        for pid in (process.popen.pid, agent.popen.pid):
+            assert not Path(f"/proc/{pid}").exists(), f"process {pid} left running"
+        remove_webhooks(realplane)
+        realplane.request("DELETE", f"/api/v1/nodes/{NODE}")
+        kubectl("delete", "secret", "koos-approval-key", "-n", NAMESPACE, "--ignore-not-found")
+        tail = "\n".join(process.text().splitlines()[-20:])
+        assert code == 0, f"the operator exited {code} on SIGTERM; its log ends:\n{tail}"
+
+
+def execution(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
+    return dict(json.loads(kubectl("get", "execution", name, "-n", namespace, "-o", "json")))
+
+
+def ended(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any] | None:
+    body = execution(kubectl, namespace, name)
+    phase = (body.get("status") or {}).get("phase")
+    return body if phase in ("Succeeded", "Failed", "Cancelled") else None
+
+
+def deployment(kubectl: Kubectl, namespace: str, replicas: int = 0) -> None:
+    labels = {"app": "web"}
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": namespace},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "web", "image": "nginx"}]},
+            },
+        },
+    }
+    kubectl("apply", "-f", "-", input=json.dumps(body))
+
+
+def test_the_operator_runs_the_readmes_approval_runbook_with_its_own_role(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    """examples/approval as written: bob (koos-run) starts it, alice (koos-approve, in sre)
+    approves, the restart step runs `kubectl rollout restart` as koos-runner."""
+    bind(kubectl, namespace, "koos-run", "bob")
+    bind(kubectl, namespace, "koos-approve", "alice")
+    ns = ("-n", namespace)
+    deployment(kubectl, namespace)
+    for name in ("serviceaccount.yaml", "template.yaml"):
+        kubectl("apply", "-f", str(EXAMPLE / name), *ns)
+    began = time.monotonic()
+    kubectl("create", "-f", str(EXAMPLE / "execution.yaml"), *ns, user="bob")
+    approval = "restart-web-1-approve"
+
+    def pending() -> bool:
+        result = kubectl.run(
+            "get", "approval", approval, *ns, "-o", "json", user="alice", check=False
+        )
+        return (
+            result.returncode == 0
+            and json.loads(result.stdout).get("status", {}).get("phase") == "Pending"
+        )
+
+    wait_for("the Approval, pending", pending, timeout=60)
+    run = execution(kubectl, namespace, "restart-web-1")
+    assert run["status"]["phase"] == "Waiting"
+    assert run["metadata"]["annotations"]["koos.io/created-by"] == "bob"
+    kubectl("annotate", "approval", approval, "koos.io/decision=approve", *ns, user="alice")
+    done = wait_for(
+        "the run to end", lambda: ended(kubectl, namespace, "restart-web-1"), timeout=90
+    )
+    assert done["status"]["phase"] == "Succeeded", json.dumps(done["status"], indent=1)
+    steps = {step["name"]: step for step in done["status"]["steps"]}
+    assert [steps[s]["phase"] for s in ("approve", "restart", "report")] == ["Succeeded"] * 3
+    # The step acted as koos-runner: the Deployment was restarted.
+    web = json.loads(kubectl("get", "deployment", "web", *ns, "-o", "json"))
+    assert "kubectl.kubernetes.io/restartedAt" in web["spec"]["template"]["metadata"]["annotations"]
+    decided = json.loads(kubectl("get", "approval", approval, *ns, "-o", "json"))["status"]
+    assert [(d["user"], d["verified"]) for d in decided["decisions"]] == [("alice", True)]
+    print(f"run to Succeeded in {time.monotonic() - began:.1f} s (approval included)")
+    operator.assert_never_refused()
+
+
+def test_a_step_does_no_more_than_its_templates_service_account_may(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    """The README: serviceAccountName is the identity every Job of the runbook runs as. A step
+    asks who it is, then deletes the Deployment, which koos-runner may not."""
+    ns = ("-n", namespace)
+    deployment(kubectl, namespace)
+    kubectl("apply", "-f", str(EXAMPLE / "serviceaccount.yaml"), *ns)
+    whoami = (
+        'printf \'{"user": "%s"}\' '
+        '"$(kubectl auth whoami -o jsonpath=\'{.status.userInfo.username}\')" > "$KOOS_OUTPUT"'
+    )
+    template = {
+        "apiVersion": "koos.io/v1alpha1",
+        "kind": "Template",
+        "metadata": {"name": "overreach", "namespace": namespace},
+        "spec": {
+            "serviceAccountName": "koos-runner",
+            "parameters": {"deployment": {"type": "string", "pattern": "^[a-z0-9-]+$"}},
+            "steps": [
+                {"name": "whoami", "run": {"image": "bitnami/kubectl", "script": whoami}},
+                {
+                    "name": "delete",
+                    "run": {
+                        "image": "bitnami/kubectl",
+                        "script": 'kubectl delete deployment "$KOOS_PARAM_DEPLOYMENT"',
+                    },
+                },
+            ],
+        },
+    }
+    kubectl("apply", "-f", "-", input=json.dumps(template))
+    kubectl(
+        "create",
+        "-f",
+        "-",
+        input=json.dumps(execution_manifest("over-1", namespace, "overreach", deployment="web")),
+    )
+    done = wait_for("the run to end", lambda: ended(kubectl, namespace, "over-1"), timeout=90)
+    assert done["status"]["phase"] == "Failed", json.dumps(done["status"], indent=1)
+    steps = {step["name"]: step for step in done["status"]["steps"]}
+    assert steps["whoami"]["phase"] == "Succeeded"
+    who = f"system:serviceaccount:{namespace}:koos-runner"
+    assert steps["whoami"]["outputs"] == {"user": who}
+    assert steps["delete"]["phase"] == "Failed"
+    wanted = f'User "{who}" cannot delete resource "deployments" in API group "apps"'
+    assert wanted in steps["delete"]["message"], steps["delete"]
+    kubectl("get", "deployment", "web", *ns)  # still there
+    # The step's refusal is the step's, not the operator's.
+    operator.assert_never_refused()
+
+
+def test_the_operators_role_allows_what_it_lists_and_one_step_beyond_is_forbidden(
+    operator: Operator, realplane: RealPlane, namespace: str
+) -> None:
+    op = operator.kubectl
+    ns = ("-n", namespace)
+    # What its work needs (each rule of operator.yaml, checked by SubjectAccessReview below).
+    assert can(op, None, "create", "jobs.batch", *ns)
+    assert can(op, None, "patch", "approvals.koos.io", "--subresource=status", *ns)
+    assert can(op, None, "get", "secrets", *ns)  # by name, to mask values
+    assert can(op, None, "patch", "validatingwebhookconfigurations/koos.io")
+    # One step beyond.
+    for args in (
+        ("list", "secrets", "-A"),
+        ("watch", "secrets", *ns),
+        ("create", "secrets", *ns),
+        ("delete", "namespaces"),
+        ("create", "pods", *ns),
+        ("delete", "pods", *ns),
+        ("create", "serviceaccounts/token", *ns),
+        ("create", "clusterrolebindings"),
+        ("impersonate", "users"),
+        ("delete", "approvals.koos.io", *ns),
+        ("update", "templates.koos.io", *ns),
+        ("patch", "validatingwebhookconfigurations/other"),
+        ("delete", "validatingwebhookconfigurations/koos.io"),
+        ("create", "leases.coordination.k8s.io", *ns),
+    ):
+        assert not can(op, None, *args), args
+    forbidden(refused(op, None, "get", "secrets", "-A"), OPERATOR_USER, "list", "secrets", group="")
+    stderr = refused(op, None, "delete", "namespace", namespace, "--wait=false")
+    forbidden(stderr, OPERATOR_USER, "delete", "namespaces", group="")
+    stderr = refused(op, None, "create", "token", "default", *ns)
+    forbidden(stderr, OPERATOR_USER, "create", "serviceaccounts/token", group="")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "direct", "namespace": namespace},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["true"]}]},
+    }
+    stderr = refused(op, None, "create", "-f", "-", input=json.dumps(pod))
+    forbidden(stderr, OPERATOR_USER, "create", "pods", group="")
+
+    # Every rule of the ClusterRole is granted, verb by verb, and only as written.
+    rules = next(
+        d for d in yaml.safe_load_all(OPERATOR_YAML.read_text()) if d and d["kind"] == "ClusterRole"
+    )["rules"]
+    for rule in rules:
+        for group in rule["apiGroups"]:
+            for plural in rule["resources"]:
+                resource, _, sub = plural.partition("/")
+                for verb in rule["verbs"]:
+                    for name in rule.get("resourceNames") or [""]:
+                        attributes = {
+                            "namespace": namespace,
+                            "verb": verb,
+                            "group": group,
+                            "resource": resource,
+                            "subresource": sub,
+                            "name": name,
+                        }
+                        assert allowed(realplane, attributes), attributes
+
+
+def allowed(realplane: RealPlane, attributes: dict[str, str]) -> bool:
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": OPERATOR_USER,
+            "groups": [
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{NAMESPACE}",
+                "system:authenticated",
+            ],
+            "resourceAttributes": attributes,
+        },
+    }
+    status, body = realplane.request(
+        "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", review
+    )
+    assert status == 201, body
+    return bool(body["status"].get("allowed"))
+
+
+def test_the_webhooks_still_refuse_a_person_granted_too_much(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    """Defence in depth on the real ground: bob given the rights no person should have
+    (status of approvals and executions, create approvals) is still refused, by the
+    operator's webhooks, for each route past a gate."""
+    too_much = {
+        "apiVersion": f"{RBAC}/v1",
+        "kind": "Role",
+        "metadata": {"name": "too-much", "namespace": namespace},
+        "rules": [
+            {
+                "apiGroups": ["koos.io"],
+                "resources": ["approvals", "approvals/status", "executions", "executions/status"],
+                "verbs": ["get", "list", "create", "patch", "update"],
+            }
+        ],
+    }
+    binding = {
+        "apiVersion": f"{RBAC}/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "bob-too-much", "namespace": namespace},
+        "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": "too-much"},
+        "subjects": [{"kind": "User", "name": "bob", "apiGroup": RBAC}],
+    }
+    kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [too_much, binding]}),
+    )
+    ns = ("-n", namespace)
+    template = {
+        "apiVersion": "koos.io/v1alpha1",
+        "kind": "Template",
+        "metadata": {"name": "gate", "namespace": namespace},
+        "spec": {"steps": [{"name": "approve", "approve": {"approvers": {"groups": ["sre"]}}}]},
+    }
+    kubectl("apply", "-f", "-", input=json.dumps(template))
+    kubectl("create", "-f", "-", input=json.dumps(execution_manifest("run-1", namespace, "gate")))
+    waiting = wait_for(
+        "the run to wait or end",
+        lambda: (
+            execution(kubectl, namespace, "run-1").get("status", {}).get("phase")
+            in ("Waiting", "Succeeded", "Failed")
+        ),
+        timeout=60,
+    )
+    assert waiting
+    run = execution(kubectl, namespace, "run-1")
+    assert run["status"]["phase"] == "Waiting", run["status"]
+    stderr = refused(
+        kubectl,
+        "bob",
+        "patch",
+        "approval",
+        "run-1-approve",
+        *ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        BYPASS_STATUS,
+    )
+    assert "is written by koos only" in stderr, stderr
+    look_alike = approval_manifest("run-2-approve", namespace, ["bob"])
+    stderr = refused(kubectl, "bob", "create", "-f", "-", *ns, input=json.dumps(look_alike))
+    assert "approvals are created by koos only" in stderr, stderr
+    stderr = refused(
+        kubectl,
+        "bob",
+        "patch",
+        "execution",
+        "run-1",
+        *ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        STEP_PASSED,
+    )
+    assert "is written by koos only" in stderr, stderr
+    run = execution(kubectl, namespace, "run-1")
+    assert run["status"]["phase"] == "Waiting"
+    assert [step["phase"] for step in run["status"]["steps"]] == ["Running"]
+    kubectl("annotate", "execution", "run-1", "koos.io/cancel=true", *ns)
+    wait_for("the run to end", lambda: ended(kubectl, namespace, "run-1"), timeout=60)
+    operator.assert_never_refused()
