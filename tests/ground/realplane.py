@@ -9,7 +9,8 @@ account tokens, a static token file and kubeconfigs, then starts
 - etcd on two free loopback ports (client, peer), without fsync (a test ground loses nothing),
 - kube-apiserver on a free loopback port with `--authorization-mode=Node,RBAC`, the static token
   file, service-account token signing, the default admission plugins (webhooks among them) and
-  aggregated discovery as every kube-apiserver serves it,
+  aggregated discovery as every kube-apiserver serves it, and an audit log of the requests of
+  `AUDITED_GROUPS` (the koos-system ServiceAccounts: the operator as installed),
 - kube-controller-manager with `CONTROLLERS`, each controller as its own service account,
 
 and returns once `/readyz` answers ok, the controller manager's `/healthz` answers ok and the
@@ -82,6 +83,12 @@ CONTROLLERS = (
     "replicaset-controller",
     "clusterrole-aggregation-controller",
 )
+
+
+# Whose requests kube-apiserver records in its audit log (`RealPlane.audit_events()`): the
+# ServiceAccounts of koos-system, where the operator runs as installed (manifests/rbac/
+# operator.yaml), so a test can derive the rights it used from real traffic.
+AUDITED_GROUPS = ("system:serviceaccounts:koos-system",)
 
 
 class GroundError(RuntimeError):
@@ -305,6 +312,7 @@ class RealPlane:
     users: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_USERS))
     controllers: Sequence[str] = CONTROLLERS
     extra_apiserver_args: Sequence[str] = ()
+    audited_groups: Sequence[str] = AUDITED_GROUPS  # () : no audit log
     start_timeout: float = 120.0
     keep_dir: bool = False  # keep the temporary folder (logs) after stop()
 
@@ -401,6 +409,24 @@ class RealPlane:
         )
         self.timings["etcd"] = time.monotonic() - began
 
+        audit: list[str] = []
+        if self.audited_groups:
+            policy = {
+                "apiVersion": "audit.k8s.io/v1",
+                "kind": "Policy",
+                "omitStages": ["RequestReceived"],
+                "rules": [
+                    {"level": "Metadata", "userGroups": list(self.audited_groups)},
+                    {"level": "None"},
+                ],
+            }
+            (self.dir / "audit-policy.yaml").write_text(yaml.safe_dump(policy))
+            audit = [
+                f"--audit-policy-file={self.dir / 'audit-policy.yaml'}",
+                f"--audit-log-path={self.dir / 'audit.log'}",
+                "--audit-log-mode=blocking",  # written before the response
+            ]
+
         port = free_port()
         self.url = f"https://127.0.0.1:{port}"
         apiserver = self._spawn(
@@ -423,6 +449,7 @@ class RealPlane:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--allow-privileged=true",
                 "--profiling=false",
+                *audit,
                 *self.extra_apiserver_args,
             ],
         )
@@ -552,6 +579,15 @@ class RealPlane:
 
     def pids(self) -> list[int]:
         return [p.popen.pid for p in self._processes]
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        """The audit log's events so far (requests by `audited_groups`, stage
+        ResponseComplete or ResponseStarted, metadata only), oldest first."""
+        try:
+            text = (self.dir / "audit.log").read_text()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
 
     def log(self, name: str) -> Path:
         return self.dir / f"{name}.log"
