@@ -74,6 +74,15 @@ def can(kubectl: Kubectl, user: str | None, *args: str) -> bool:
     return result.returncode == 0
 
 
+def create(kubectl: Kubectl, body: dict[str, Any], user: str | None = None) -> None:
+    kubectl("create", "-f", "-", user=user, input=json.dumps(body))
+
+
+def create_refused(kubectl: Kubectl, user: str, body: dict[str, Any]) -> str:
+    """`kubectl create` of `body` as `user`, which must fail; its stderr."""
+    return refused(kubectl, user, "create", "-f", "-", input=json.dumps(body))
+
+
 def refused(kubectl: Kubectl, user: str | None, *args: str, input: str | None = None) -> str:
     """Run a kubectl command that must fail; its stderr."""
     result = kubectl.run(*args, user=user, input=input, check=False)
@@ -122,29 +131,60 @@ def status_patch_refused(
     return str(answer["message"])
 
 
-def approval_manifest(name: str, namespace: str, users: list[str]) -> dict[str, Any]:
+def gate_routes_refused(kubectl: Kubectl, realplane: RealPlane, user: str, namespace: str) -> None:
+    """Issue 10's three routes past a gate, refused to `user` by RBAC itself (before any
+    webhook is asked): approvals/status, a look-alike Approval, executions/status. Needs
+    Approval run-1-approve and Execution run-1 in `namespace`."""
+    ns = ("-n", namespace)
+    for subresource in ("approvals", "executions"):
+        for verb in ("patch", "update"):
+            assert not can(
+                kubectl, user, verb, f"{subresource}.koos.io", "--subresource=status", *ns
+            )
+    assert not can(kubectl, user, "create", "approvals.koos.io", *ns)
+    message = status_patch_refused(
+        kubectl, realplane, user, "approval", "run-1-approve", namespace, BYPASS_STATUS
+    )
+    forbidden(message, user, "patch", "approvals/status")
+    look_alike = approval_manifest("run-2-approve", namespace, [user])
+    stderr = create_refused(kubectl, user, look_alike)
+    forbidden(stderr, user, "create", "approvals")
+    message = status_patch_refused(
+        kubectl, realplane, user, "execution", "run-1", namespace, STEP_PASSED
+    )
+    forbidden(message, user, "patch", "executions/status")
+
+
+def koos(kind: str, name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A koos object's manifest."""
     return {
         "apiVersion": "koos.io/v1alpha1",
-        "kind": "Approval",
+        "kind": kind,
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {
+        "spec": spec,
+    }
+
+
+def approval_manifest(name: str, namespace: str, users: list[str]) -> dict[str, Any]:
+    return koos(
+        "Approval",
+        name,
+        namespace,
+        {
             "executionRef": {"name": "run-1", "uid": "0"},
             "step": "approve",
             "approvers": {"users": users},
             "deadline": "2099-01-01T00:00:00Z",
         },
-    }
+    )
 
 
 def execution_manifest(
     name: str, namespace: str, template: str, **parameters: str
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": "koos.io/v1alpha1",
-        "kind": "Execution",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"templateRef": {"name": template}, "parameters": parameters},
-    }
+    return koos(
+        "Execution", name, namespace, {"templateRef": {"name": template}, "parameters": parameters}
+    )
 
 
 BYPASS_STATUS = '{"status": {"phase": "Approved"}}'
@@ -184,8 +224,8 @@ def test_an_approver_decides_and_goes_no_further(
 ) -> None:
     bind(kubectl, namespace, "koos-approve", "alice")
     approval = approval_manifest("run-1-approve", namespace, ["alice"])
-    kubectl("create", "-f", "-", input=json.dumps(approval))
-    kubectl("create", "-f", "-", input=json.dumps(execution_manifest("run-1", namespace, "t")))
+    create(kubectl, approval)
+    create(kubectl, execution_manifest("run-1", namespace, "t"))
     ns = ("-n", namespace)
 
     assert can(kubectl, "alice", "patch", "approvals.koos.io", *ns)
@@ -193,23 +233,10 @@ def test_an_approver_decides_and_goes_no_further(
     # What she is for, for real: the annotation a decision is.
     kubectl("annotate", "approval", "run-1-approve", "koos.io/decision=approve", *ns, user="alice")
     # One step beyond: the three ways past a gate, and touching the run itself.
-    assert not can(kubectl, "alice", "patch", "approvals.koos.io", "--subresource=status", *ns)
-    assert not can(kubectl, "alice", "create", "approvals.koos.io", *ns)
-    assert not can(kubectl, "alice", "patch", "executions.koos.io", "--subresource=status", *ns)
+    gate_routes_refused(kubectl, realplane, "alice", namespace)
     assert not can(kubectl, "alice", "patch", "executions.koos.io", *ns)
     assert not can(kubectl, "alice", "delete", "approvals.koos.io", *ns)
     assert not can(kubectl, "alice", "patch", "approvals.koos.io", "-n", "default")
-    message = status_patch_refused(
-        kubectl, realplane, "alice", "approval", "run-1-approve", namespace, BYPASS_STATUS
-    )
-    forbidden(message, "alice", "patch", "approvals/status")
-    other = approval_manifest("run-2-approve", namespace, ["alice"])
-    stderr = refused(kubectl, "alice", "create", "-f", "-", *ns, input=json.dumps(other))
-    forbidden(stderr, "alice", "create", "approvals")
-    message = status_patch_refused(
-        kubectl, realplane, "alice", "execution", "run-1", namespace, STEP_PASSED
-    )
-    forbidden(message, "alice", "patch", "executions/status")
     stderr = refused(kubectl, "alice", "delete", "approval", "run-1-approve", *ns)
     forbidden(stderr, "alice", "delete", "approvals")
 
@@ -219,22 +246,16 @@ def test_a_runner_creates_executions_and_goes_no_further(
 ) -> None:
     bind(kubectl, namespace, "koos-run", "bob")
     ns = ("-n", namespace)
-    template = {
-        "apiVersion": "koos.io/v1alpha1",
-        "kind": "Template",
-        "metadata": {"name": "t", "namespace": namespace},
-        "spec": {"steps": [{"name": "a", "run": {"image": "busybox", "script": "true"}}]},
-    }
-    kubectl("create", "-f", "-", input=json.dumps(template))
+    template = koos(
+        "Template",
+        "t",
+        namespace,
+        {"steps": [{"name": "a", "run": {"image": "busybox", "script": "true"}}]},
+    )
+    create(kubectl, template)
 
     assert can(kubectl, "bob", "create", "executions.koos.io", *ns)
-    kubectl(
-        "create",
-        "-f",
-        "-",
-        user="bob",
-        input=json.dumps(execution_manifest("run-1", namespace, "t")),
-    )
+    create(kubectl, execution_manifest("run-1", namespace, "t"), user="bob")
     assert kubectl("get", "templates", "-o", "name", *ns, user="bob").split() == [
         "template.koos.io/t"
     ]
@@ -266,7 +287,7 @@ def test_a_viewer_reads_and_writes_nothing(
     installed: None, kubectl: Kubectl, namespace: str
 ) -> None:
     bind(kubectl, namespace, "koos-view", "bob")
-    kubectl("create", "-f", "-", input=json.dumps(execution_manifest("run-1", namespace, "t")))
+    create(kubectl, execution_manifest("run-1", namespace, "t"))
     ns = ("-n", namespace)
     for kind in ("templates", "executions", "schedules", "approvals"):
         assert can(kubectl, "bob", "list", f"{kind}.koos.io", *ns)
@@ -277,15 +298,7 @@ def test_a_viewer_reads_and_writes_nothing(
     assert names == ["execution.koos.io/run-1"]
     stderr = refused(kubectl, "bob", "annotate", "execution", "run-1", "koos.io/cancel=true", *ns)
     forbidden(stderr, "bob", "patch", "executions")
-    stderr = refused(
-        kubectl,
-        "bob",
-        "create",
-        "-f",
-        "-",
-        *ns,
-        input=json.dumps(execution_manifest("run-2", namespace, "t")),
-    )
+    stderr = create_refused(kubectl, "bob", execution_manifest("run-2", namespace, "t"))
     forbidden(stderr, "bob", "create", "executions")
 
 
@@ -306,15 +319,7 @@ def test_koos_view_aggregates_into_the_built_in_view(
     assert can(kubectl, "bob", "list", "approvals.koos.io", *ns)
     assert not can(kubectl, "bob", "patch", "approvals.koos.io", *ns)
     assert kubectl("get", "executions", *ns, user="bob") == ""
-    stderr = refused(
-        kubectl,
-        "bob",
-        "create",
-        "-f",
-        "-",
-        *ns,
-        input=json.dumps(execution_manifest("run-1", namespace, "t")),
-    )
+    stderr = create_refused(kubectl, "bob", execution_manifest("run-1", namespace, "t"))
     forbidden(stderr, "bob", "create", "executions")
 
 
@@ -328,30 +333,9 @@ def test_no_role_for_people_opens_a_gate(
     """Issue 10's three routes past a gate, for anyone holding one of the roles koos ships:
     refused by RBAC itself, before any webhook is asked."""
     bind(kubectl, namespace, role, "bob")
-    kubectl(
-        "create",
-        "-f",
-        "-",
-        input=json.dumps(approval_manifest("run-1-approve", namespace, ["alice"])),
-    )
-    kubectl("create", "-f", "-", input=json.dumps(execution_manifest("run-1", namespace, "t")))
-    ns = ("-n", namespace)
-    assert not can(kubectl, "bob", "patch", "approvals.koos.io", "--subresource=status", *ns)
-    assert not can(kubectl, "bob", "update", "approvals.koos.io", "--subresource=status", *ns)
-    assert not can(kubectl, "bob", "create", "approvals.koos.io", *ns)
-    assert not can(kubectl, "bob", "patch", "executions.koos.io", "--subresource=status", *ns)
-    assert not can(kubectl, "bob", "update", "executions.koos.io", "--subresource=status", *ns)
-    message = status_patch_refused(
-        kubectl, realplane, "bob", "approval", "run-1-approve", namespace, BYPASS_STATUS
-    )
-    forbidden(message, "bob", "patch", "approvals/status")
-    look_alike = approval_manifest("run-2-approve", namespace, ["bob"])
-    stderr = refused(kubectl, "bob", "create", "-f", "-", *ns, input=json.dumps(look_alike))
-    forbidden(stderr, "bob", "create", "approvals")
-    message = status_patch_refused(
-        kubectl, realplane, "bob", "execution", "run-1", namespace, STEP_PASSED
-    )
-    forbidden(message, "bob", "patch", "executions/status")
+    create(kubectl, approval_manifest("run-1-approve", namespace, ["alice"]))
+    create(kubectl, execution_manifest("run-1", namespace, "t"))
+    gate_routes_refused(kubectl, realplane, "bob", namespace)
 
 
 # ---- the operator, with its own role ----------------------------------------------------
@@ -503,11 +487,11 @@ def test_a_step_does_no_more_than_its_templates_service_account_may(
         'printf \'{"user": "%s"}\' '
         '"$(kubectl auth whoami -o jsonpath=\'{.status.userInfo.username}\')" > "$KOOS_OUTPUT"'
     )
-    template = {
-        "apiVersion": "koos.io/v1alpha1",
-        "kind": "Template",
-        "metadata": {"name": "overreach", "namespace": namespace},
-        "spec": {
+    template = koos(
+        "Template",
+        "overreach",
+        namespace,
+        {
             "serviceAccountName": "koos-runner",
             "parameters": {"deployment": {"type": "string", "pattern": "^[a-z0-9-]+$"}},
             "steps": [
@@ -529,14 +513,9 @@ def test_a_step_does_no_more_than_its_templates_service_account_may(
                 },
             ],
         },
-    }
-    kubectl("apply", "-f", "-", input=json.dumps(template))
-    kubectl(
-        "create",
-        "-f",
-        "-",
-        input=json.dumps(execution_manifest("over-1", namespace, "overreach", deployment="web")),
     )
+    kubectl("apply", "-f", "-", input=json.dumps(template))
+    create(kubectl, execution_manifest("over-1", namespace, "overreach", deployment="web"))
     done = wait_for("the run to end", lambda: ended(kubectl, namespace, "over-1"), timeout=90)
     assert done["status"]["phase"] == "Failed", json.dumps(done["status"], indent=1)
     steps = {step["name"]: step for step in done["status"]["steps"]}
@@ -667,11 +646,11 @@ def test_the_webhooks_still_refuse_a_person_granted_too_much(
         input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [too_much, binding]}),
     )
     ns = ("-n", namespace)
-    template = {
-        "apiVersion": "koos.io/v1alpha1",
-        "kind": "Template",
-        "metadata": {"name": "gate", "namespace": namespace},
-        "spec": {
+    template = koos(
+        "Template",
+        "gate",
+        namespace,
+        {
             "steps": [
                 {"name": "approve", "approve": {"approvers": {"groups": ["sre"]}}},
                 # Running beside the gate until the run is cancelled, which deletes its Job.
@@ -682,9 +661,9 @@ def test_the_webhooks_still_refuse_a_person_granted_too_much(
                 },
             ]
         },
-    }
+    )
     kubectl("apply", "-f", "-", input=json.dumps(template))
-    kubectl("create", "-f", "-", input=json.dumps(execution_manifest("run-1", namespace, "gate")))
+    create(kubectl, execution_manifest("run-1", namespace, "gate"))
     wait_for("the gate and the side step's Pod", lambda: gate_and_side(kubectl, namespace))
     stderr = refused(
         kubectl,
@@ -700,7 +679,7 @@ def test_the_webhooks_still_refuse_a_person_granted_too_much(
     )
     assert "is written by koos only" in stderr, stderr
     look_alike = approval_manifest("run-2-approve", namespace, ["bob"])
-    stderr = refused(kubectl, "bob", "create", "-f", "-", *ns, input=json.dumps(look_alike))
+    stderr = create_refused(kubectl, "bob", look_alike)
     assert "approvals are created by koos only" in stderr, stderr
     stderr = refused(
         kubectl,
@@ -748,11 +727,11 @@ def test_a_schedule_is_served_with_the_operators_role(
     stderr = refused(kubectl, "bob", "apply", "-f", str(EXAMPLE / "template.yaml"), *ns)
     assert "bob may not create Jobs in namespace" in stderr, stderr
     kubectl("apply", "-f", str(EXAMPLE / "template.yaml"), *ns)
-    schedule = {
-        "apiVersion": "koos.io/v1alpha1",
-        "kind": "Schedule",
-        "metadata": {"name": "nightly", "namespace": namespace},
-        "spec": {
+    schedule = koos(
+        "Schedule",
+        "nightly",
+        namespace,
+        {
             "schedule": "30 2 * * *",
             "timeZone": "Europe/Berlin",
             "executionTemplate": {
@@ -762,8 +741,8 @@ def test_a_schedule_is_served_with_the_operators_role(
                 }
             },
         },
-    }
-    kubectl("create", "-f", "-", user="bob", input=json.dumps(schedule))
+    )
+    create(kubectl, schedule, user="bob")
 
     def scheduled() -> dict[str, Any] | None:
         body = json.loads(kubectl("get", "schedule", "nightly", *ns, "-o", "json", user="bob"))
