@@ -1,7 +1,8 @@
-"""koos installed on the real ground as a cluster admin would install it, and run as its own
-processes: the operator (`python -m koos.cli.main operator`) authenticated as ServiceAccount
-koos-system/koos-operator with exactly the rights of `manifests/rbac/operator.yaml`, and a
-node agent (`python -m koos_sandbox.node_agent`) that runs the steps' Pods as local processes.
+"""koos installed on the real ground as a cluster admin would install it (`install`), and run
+(`running_koos`) as its own processes: the operator (`python -m koos.cli.main operator`)
+authenticated as ServiceAccount koos-system/koos-operator with exactly the rights of
+`manifests/rbac/operator.yaml`, and a node agent (`python -m koos_sandbox.node_agent`) that
+runs the steps' Pods as local processes.
 
 Each process has a process group of its own and a log file; `stop()` ends the group (TERM,
 then KILL past a grace period), so nothing is left running. Plain Python: no pytest here.
@@ -10,16 +11,20 @@ then KILL past a grace period), so nothing is left running. Plain Python: no pyt
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from ..ground.realplane import RealPlane, build_kubeconfig, wait_for
+from .conftest import Kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_YAML = ROOT / "manifests" / "rbac" / "operator.yaml"
@@ -168,3 +173,94 @@ def remove_webhooks(realplane: RealPlane) -> None:
             "DELETE", f"/apis/admissionregistration.k8s.io/v1/{plural}/koos.io"
         )
         assert status in (200, 404), body
+
+
+def established(realplane: RealPlane) -> bool:
+    for kind in ("templates", "executions", "schedules", "approvals"):
+        path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{kind}.koos.io"
+        status, body = realplane.request("GET", path)
+        conditions = (body.get("status") or {}).get("conditions") or [] if status == 200 else []
+        if not any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+            return False
+    return True
+
+
+def install(realplane: RealPlane, kubectl: Kubectl) -> None:
+    """The CRDs (established) and both RBAC files, applied by the admin."""
+    kubectl("apply", "-f", str(ROOT / "crds"))
+    wait_for("the koos CRDs, established", lambda: established(realplane), timeout=60)
+    kubectl("apply", "-f", str(USER_ROLES_YAML), "-f", str(OPERATOR_YAML))
+
+
+@dataclass
+class Operator:
+    process: Process
+    agent: Process
+    kubectl: Kubectl  # the operator's own account (its kubeconfig's only context)
+
+    def refusals(self) -> list[str]:
+        """Lines of the operator's log where the API server refused it (403), but for
+        NamespaceLifecycle's refusal to write into a namespace being deleted (the earlier
+        tests' namespaces, whose runs the operator serves too): not a matter of rights."""
+        return [
+            line
+            for line in self.process.text().splitlines()
+            if re.search(r"\b403\b|forbidden", line, re.IGNORECASE)
+            and "because it is being terminated" not in line
+        ]
+
+    def assert_never_refused(self) -> None:
+        self.process.check_running()
+        assert not self.refusals(), "the operator was refused:\n" + "\n".join(self.refusals())
+
+
+@contextlib.contextmanager
+def running_koos(
+    realplane: RealPlane, kubectl: Kubectl, folder: Path, node: str
+) -> Iterator[Operator]:
+    """`koos operator` as koos-system/koos-operator (a TokenRequest token, nothing else) and
+    a node agent, until the block ends; then both stopped (exit 0 on SIGTERM, no process
+    left) and what would outlive them on the ground removed."""
+    token = service_account_token(realplane, NAMESPACE, ACCOUNT)
+    config = write_token_kubeconfig(realplane, folder / "operator.kubeconfig", ACCOUNT, token)
+    as_operator = Kubectl(kubectl.binary, config, folder / "cache")
+    who = json.loads(as_operator("auth", "whoami", "-o", "json"))["status"]["userInfo"]
+    assert who["username"] == OPERATOR_USER
+    agent = start_node_agent(realplane, folder, node, str(Path(kubectl.binary).parent))
+    process = start_operator(config, folder)
+    try:
+
+        def serving() -> bool:
+            process.check_running()
+            agent.check_running()
+            return webhooks_guarded(realplane)
+
+        wait_for("the operator's webhooks, conditioned", serving, timeout=60)
+        yield Operator(process, agent, as_operator)
+    finally:
+        try:
+            code = process.stop()
+            agent.stop()
+        finally:
+            # What would outlive them on the ground: the webhooks (failure policy Fail),
+            # Pods bound to a node no agent runs any more, the Node, the signing key.
+            remove_webhooks(realplane)
+            forget_node(realplane, node)
+            kubectl("delete", "secret", "koos-approval-key", "-n", NAMESPACE, "--ignore-not-found")
+        for pid in (process.popen.pid, agent.popen.pid):
+            assert not Path(f"/proc/{pid}").exists(), f"process {pid} left running"
+        tail = "\n".join(process.text().splitlines()[-20:])
+        assert code == 0, f"the operator exited {code} on SIGTERM; its log ends:\n{tail}"
+
+
+def forget_node(realplane: RealPlane, node: str) -> None:
+    """Remove the Pods bound to `node` (no kubelet will confirm their end) and the Node."""
+    status, pods = realplane.request("GET", f"/api/v1/pods?fieldSelector=spec.nodeName%3D{node}")
+    assert status == 200, pods
+    now = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0}
+    for pod in pods["items"]:
+        meta = pod["metadata"]
+        realplane.request(
+            "DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}", now
+        )
+    realplane.request("DELETE", f"/api/v1/nodes/{node}")

@@ -21,10 +21,8 @@ admin's hand-made Approval): the operator is a module fixture the later tests as
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,18 +48,13 @@ from .access import (
 )
 from .conftest import Kubectl
 from .operator_run import (
-    ACCOUNT,
     NAMESPACE,
     OPERATOR_USER,
     OPERATOR_YAML,
     USER_ROLES_YAML,
-    Process,
-    remove_webhooks,
-    service_account_token,
-    start_node_agent,
-    start_operator,
-    webhooks_guarded,
-    write_token_kubeconfig,
+    Operator,
+    install,
+    running_koos,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,23 +65,11 @@ NODE = "rbac-node"
 # ---- koos installed as an admin installs it ---------------------------------------------
 
 
-def established(realplane: RealPlane) -> bool:
-    for kind in ("templates", "executions", "schedules", "approvals"):
-        path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{kind}.koos.io"
-        status, body = realplane.request("GET", path)
-        conditions = (body.get("status") or {}).get("conditions") or [] if status == 200 else []
-        if not any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
-            return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def installed(realplane: RealPlane, kubectl: Kubectl) -> Iterator[None]:
-    """The CRDs and both RBAC files applied; removed after the module (the CRDs stay: the
-    session's other tests use them)."""
-    kubectl("apply", "-f", str(ROOT / "crds"))
-    wait_for("the koos CRDs, established", lambda: established(realplane), timeout=60)
-    kubectl("apply", "-f", str(USER_ROLES_YAML), "-f", str(OPERATOR_YAML))
+    """The CRDs and both RBAC files applied; the RBAC removed after the module (the CRDs
+    stay: the session's other tests use them)."""
+    install(realplane, kubectl)
     yield
     kubectl("delete", "--ignore-not-found", "--wait=false", "-f", str(OPERATOR_YAML))
     kubectl("delete", "--ignore-not-found", "--wait=false", "-f", str(USER_ROLES_YAML))
@@ -219,28 +200,6 @@ def test_no_role_for_people_opens_a_gate(
 # ---- the operator, with its own role ----------------------------------------------------
 
 
-@dataclass
-class Operator:
-    process: Process
-    agent: Process
-    kubectl: Kubectl  # the operator's own account (its kubeconfig's only context)
-
-    def refusals(self) -> list[str]:
-        """Lines of the operator's log where the API server refused it (403), but for
-        NamespaceLifecycle's refusal to write into a namespace being deleted (the earlier
-        tests' namespaces, whose runs the operator serves too): not a matter of rights."""
-        return [
-            line
-            for line in self.process.text().splitlines()
-            if re.search(r"\b403\b|forbidden", line, re.IGNORECASE)
-            and "because it is being terminated" not in line
-        ]
-
-    def assert_never_refused(self) -> None:
-        self.process.check_running()
-        assert not self.refusals(), "the operator was refused:\n" + "\n".join(self.refusals())
-
-
 @pytest.fixture(scope="module")
 def operator(
     installed: None,
@@ -248,52 +207,8 @@ def operator(
     kubectl: Kubectl,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Operator]:
-    folder = tmp_path_factory.mktemp("rbac-operator")
-    token = service_account_token(realplane, NAMESPACE, ACCOUNT)
-    config = write_token_kubeconfig(realplane, folder / "operator.kubeconfig", ACCOUNT, token)
-    as_operator = Kubectl(kubectl.binary, config, folder / "cache")
-    assert (
-        json.loads(as_operator("auth", "whoami", "-o", "json"))["status"]["userInfo"]["username"]
-        == OPERATOR_USER
-    )
-    agent = start_node_agent(realplane, folder, NODE, str(Path(kubectl.binary).parent))
-    process = start_operator(config, folder)
-    try:
-
-        def serving() -> bool:
-            process.check_running()
-            agent.check_running()
-            return webhooks_guarded(realplane)
-
-        wait_for("the operator's webhooks, conditioned", serving, timeout=60)
-        yield Operator(process, agent, as_operator)
-    finally:
-        try:
-            code = process.stop()
-            agent.stop()
-        finally:
-            # What would outlive the module on the session's ground: the webhooks (failure
-            # policy Fail), Pods bound to a node no agent runs any more, the Node, the key.
-            remove_webhooks(realplane)
-            forget_node(realplane, NODE)
-            kubectl("delete", "secret", "koos-approval-key", "-n", NAMESPACE, "--ignore-not-found")
-        for pid in (process.popen.pid, agent.popen.pid):
-            assert not Path(f"/proc/{pid}").exists(), f"process {pid} left running"
-        tail = "\n".join(process.text().splitlines()[-20:])
-        assert code == 0, f"the operator exited {code} on SIGTERM; its log ends:\n{tail}"
-
-
-def forget_node(realplane: RealPlane, node: str) -> None:
-    """Remove the Pods bound to `node` (no kubelet will confirm their end) and the Node."""
-    status, pods = realplane.request("GET", f"/api/v1/pods?fieldSelector=spec.nodeName%3D{node}")
-    assert status == 200, pods
-    now = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0}
-    for pod in pods["items"]:
-        meta = pod["metadata"]
-        realplane.request(
-            "DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}", now
-        )
-    realplane.request("DELETE", f"/api/v1/nodes/{node}")
+    with running_koos(realplane, kubectl, tmp_path_factory.mktemp("rbac-operator"), NODE) as op:
+        yield op
 
 
 def execution(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
