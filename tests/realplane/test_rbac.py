@@ -573,6 +573,10 @@ NOT_EXERCISED = {
     ("create", "koos.io", "executions", ""): "a Schedule's fire, which comes at a minute "
     "boundary (tests/integration/test_schedules.py exercises it on the sandbox)",
     ("delete", "koos.io", "executions", ""): "a Schedule's history limits",
+    ("update", "koos.io", "executions", "finalizers"): "asked by the admission plugin "
+    "OwnerReferencesPermissionEnforcement, not by a request (off on the session's ground; see "
+    "test_the_role_holds_where_owner_references_are_enforced)",
+    ("update", "koos.io", "schedules", "finalizers"): "the same, for a Schedule's runs",
     ("get", "koos.io", "schedules", ""): "read only when the watch's copy is not trusted "
     "(after a status write that conflicted or was lost)",
     ("get", "batch", "jobs", ""): "a Job the watch has not brought yet, or one met on a 409",
@@ -638,3 +642,42 @@ def test_the_operators_real_traffic_is_what_its_role_grants(
     )
     assert set(NOT_EXERCISED) <= set(rights)
     print(f"operator requests: {len(used)} kinds; granted, not used here: {sorted(unused)}")
+
+
+def test_the_role_holds_where_owner_references_are_enforced(
+    realplane: RealPlane, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    """Hardened clusters (OpenShift among them) run the admission plugin
+    OwnerReferencesPermissionEnforcement: setting an object's ownerReferences takes `delete`
+    on that object, and `blockOwnerDeletion` takes `update` on the owner's finalizers. On a
+    ground of its own with the plugin on, a run step's Job and an approve step's Approval are
+    made, and the run ends Succeeded, with no request of the operator refused."""
+    del realplane  # (the session's ground: only to know the binaries are there)
+    plugins = "--enable-admission-plugins=NodeRestriction,OwnerReferencesPermissionEnforcement"
+    with RealPlane(extra_apiserver_args=[plugins], audited_groups=()) as ground:
+        own = Kubectl(kubectl.binary, ground.write_kubeconfig(tmp_path / "kubeconfig"), tmp_path)
+        install(ground, own)
+        namespace = "owners"
+        own("create", "namespace", namespace)
+        bind(own, namespace, "koos-approve", "alice")
+        steps = [
+            {"name": "first", "run": {"image": "busybox", "script": "true"}},
+            {"name": "approve", "approve": {"approvers": {"users": ["alice"]}}},
+        ]
+        create(own, koos("Template", "owned", namespace, {"steps": steps}))
+        with running_koos(ground, own, tmp_path, "owner-node") as op:
+            create(own, execution_manifest("run-1", namespace, "owned"))
+
+            def asked() -> bool:
+                op.assert_never_refused()  # fail at once, saying what was refused
+                found = own.run("get", "approval", "run-1-approve", "-n", namespace, check=False)
+                return found.returncode == 0
+
+            wait_for("the Approval", asked, timeout=60)
+            own(
+                "annotate", "approval", "run-1-approve", "koos.io/decision=approve",
+                "-n", namespace, user="alice",
+            )  # fmt: skip
+            done = wait_for("the run to end", lambda: ended(own, namespace, "run-1"), timeout=60)
+            assert done["status"]["phase"] == "Succeeded", json.dumps(done["status"], indent=1)
+            op.assert_never_refused()

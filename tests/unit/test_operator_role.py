@@ -136,6 +136,13 @@ def test_status_is_patched_and_nothing_else(kind: str) -> None:
     assert allowed == {"patch"}
 
 
+@pytest.mark.parametrize("kind", ["executions", "schedules"])
+def test_finalizers_are_updated_and_nothing_else(kind: str) -> None:
+    """For OwnerReferencesPermissionEnforcement (blockOwnerDeletion on children)."""
+    allowed = {v for v in ALL_VERBS if grants(cluster_rules(), "koos.io", f"{kind}/finalizers", v)}
+    assert allowed == {"update"}
+
+
 def test_approvals_templates_and_schedules_are_never_deleted() -> None:
     for kind in ("approvals", "templates", "schedules"):
         assert not grants(cluster_rules(), "koos.io", kind, "delete")
