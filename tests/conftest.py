@@ -10,6 +10,11 @@ import pytest
 from koos_sandbox.app import Sandbox, SandboxThread
 from koos_sandbox.testing import Kubectl, kubectl_binary
 
+# Which grounds the session runs on (KOOS_GROUND), said in its header and summary.
+from .ground.policy import pytest_report_header, pytest_sessionstart, pytest_terminal_summary
+
+__all__ = ["pytest_report_header", "pytest_sessionstart", "pytest_terminal_summary"]
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from koos_sandbox.testing import kubectl_binary
 
+from ..ground.policy import GROUND_ENV, grounds
 from ..ground.realplane import GroundError, RealPlane, missing
 
 
@@ -30,6 +31,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def realplane() -> Iterator[RealPlane]:
+    if "real" not in grounds():
+        pytest.skip(f"the real ground is not chosen: {GROUND_ENV}=real or both runs it")
     reason = missing()
     if reason:
         pytest.skip(f"real ground not available: {reason}")
