@@ -12,7 +12,8 @@ real requests by the ground's users (alice in sre, bob in dev) through the real 
   Schedule is served; the webhooks still refuse a person granted what no person should have;
   the operator's account is Forbidden one step beyond its role. Last, the API server's audit
   log of all that: no request of the operator refused, each one granted by operator.yaml, and
-  every right it grants used, but for the documented NOT_EXERCISED.
+  every right it grants used, but for the documented NOT_EXERCISED. And on a ground of its
+  own with OwnerReferencesPermissionEnforcement on, a gated run still ends Succeeded.
 
 The people's tests run first, before the operator is started (its webhooks would refuse the
 admin's hand-made Approval): the operator is a module fixture the later tests ask for.
