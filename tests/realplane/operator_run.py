@@ -214,6 +214,54 @@ class Operator:
         assert not self.refusals(), "the operator was refused:\n" + "\n".join(self.refusals())
 
 
+def allowed(realplane: RealPlane, attributes: dict[str, str]) -> bool:
+    """The RBAC authorizer's answer for the operator's account (a SubjectAccessReview)."""
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": OPERATOR_USER,
+            "groups": [
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{NAMESPACE}",
+                "system:authenticated",
+            ],
+            "resourceAttributes": attributes,
+        },
+    }
+    path = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+    status, body = realplane.request("POST", path, review)
+    assert status == 201, body
+    return bool(body["status"].get("allowed"))
+
+
+def role_denials(realplane: RealPlane, namespace: str) -> list[dict[str, str]]:
+    """Each verb of each rule of operator.yaml (ClusterRole in `namespace`, Role in
+    koos-system) that the API server does not grant the operator now."""
+    denied = []
+    for doc in yaml.safe_load_all(OPERATOR_YAML.read_text()):
+        if not doc or doc["kind"] not in ("ClusterRole", "Role"):
+            continue
+        where = doc["metadata"].get("namespace", namespace)
+        for rule in doc["rules"]:
+            for group in rule["apiGroups"]:
+                for plural in rule["resources"]:
+                    resource, _, sub = plural.partition("/")
+                    for verb in rule["verbs"]:
+                        for name in rule.get("resourceNames") or [""]:
+                            attributes = {
+                                "namespace": where,
+                                "verb": verb,
+                                "group": group,
+                                "resource": resource,
+                                "subresource": sub,
+                                "name": name,
+                            }
+                            if not allowed(realplane, attributes):
+                                denied.append(attributes)
+    return denied
+
+
 @contextlib.contextmanager
 def running_koos(
     realplane: RealPlane, kubectl: Kubectl, folder: Path, node: str
@@ -221,6 +269,9 @@ def running_koos(
     """`koos operator` as koos-system/koos-operator (a TokenRequest token, nothing else) and
     a node agent, until the block ends; then both stopped (exit 0 on SIGTERM, no process
     left) and what would outlive them on the ground removed."""
+    # A binding just applied reaches the RBAC authorizer's cache a moment later: start once
+    # it is in force, so that any refusal the operator meets is a right it lacks.
+    wait_for("the operator's role, in force", lambda: not role_denials(realplane, "default"))
     token = service_account_token(realplane, NAMESPACE, ACCOUNT)
     config = write_token_kubeconfig(realplane, folder / "operator.kubeconfig", ACCOUNT, token)
     as_operator = Kubectl(kubectl.binary, config, folder / "cache")
