@@ -312,7 +312,7 @@ class RealPlane:
     users: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_USERS))
     controllers: Sequence[str] = CONTROLLERS
     extra_apiserver_args: Sequence[str] = ()
-    audited_groups: Sequence[str] = AUDITED_GROUPS  # () : no audit log
+    audited_groups: Sequence[str] = AUDITED_GROUPS  # empty: no audit log
     start_timeout: float = 120.0
     keep_dir: bool = False  # keep the temporary folder (logs) after stop()
 
