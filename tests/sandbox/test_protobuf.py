@@ -41,6 +41,10 @@ from koos_sandbox.protobuf import (
 )
 from koos_sandbox.testing import Kubectl
 
+pytestmark = pytest.mark.sandbox_only(
+    reason="unit tests of the sandbox's protobuf decoder (kubectl only makes the bodies)"
+)
+
 # --- bytes by hand ---------------------------------------------------------------------------
 
 
