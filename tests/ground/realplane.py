@@ -520,7 +520,12 @@ class RealPlane:
         return ssl.create_default_context(cadata=self.ca_pem.decode())
 
     def request(
-        self, method: str, path: str, body: Any = None, user: str = "admin"
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        user: str = "admin",
+        content_type: str = "application/json",
     ) -> tuple[int, Any]:
         """One API call as `user`; returns (status, decoded JSON body or text)."""
         token = self.admin_token if user == "admin" else self.user_tokens[user]
@@ -529,7 +534,7 @@ class RealPlane:
         request.add_header("Authorization", f"Bearer {token}")
         request.add_header("Accept", "application/json")
         if data is not None:
-            request.add_header("Content-Type", "application/json")
+            request.add_header("Content-Type", content_type)
         try:
             with urllib.request.urlopen(request, context=self.ssl_context(), timeout=10) as reply:
                 status, raw = reply.status, reply.read()
