@@ -10,11 +10,9 @@ from __future__ import annotations
 import base64
 import copy
 import re
-import urllib.parse
 from typing import Any
 
-from koos_sandbox import errors, jobspec, limits, schema
-from koos_sandbox.goformat import go_quote
+from koos_sandbox import admission_validate, errors, jobspec, limits, schema
 from koos_sandbox.registry import ResourceType
 from koos_sandbox.store import Obj, now_rfc3339
 
@@ -50,58 +48,7 @@ def validation_causes(rt: ResourceType, obj: Obj) -> list[tuple[str, str]]:
     if rt.key == ("batch", "jobs"):
         causes.extend(jobspec.validate_job(obj))
     if rt.group == "admissionregistration.k8s.io" and rt.plural.endswith("webhookconfigurations"):
-        causes.extend(webhook_url_causes(obj))
-    return causes
-
-
-def webhook_url_causes(obj: Obj) -> list[tuple[str, str]]:
-    """kube-apiserver's checks of each `webhooks[i].clientConfig.url` (ValidateWebhookURL with
-    https forced): an https URL with a host, and no user, fragment or query."""
-    causes: list[tuple[str, str]] = []
-    form = "; desired format: https://host[/path]"
-    webhooks = obj.get("webhooks")
-    for i, hook in enumerate(webhooks if isinstance(webhooks, list) else []):
-        config = hook.get("clientConfig") if isinstance(hook, dict) else None
-        url = config.get("url") if isinstance(config, dict) else None
-        if not isinstance(url, str):
-            continue
-        path = f"webhooks[{i}].clientConfig.url"
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme != "https":
-            causes.append(
-                (
-                    path,
-                    f"Invalid value: {go_quote(parts.scheme)}: 'https' is the only allowed "
-                    f"URL scheme{form}",
-                )
-            )
-        if not parts.netloc.rpartition("@")[2]:
-            causes.append((path, f'Invalid value: "": host must be specified{form}'))
-        if "@" in parts.netloc:
-            user = parts.netloc.rpartition("@")[0]
-            causes.append(
-                (
-                    path,
-                    f"Invalid value: {go_quote(user)}: user information is not permitted in "
-                    "the URL",
-                )
-            )
-        if parts.fragment:
-            causes.append(
-                (
-                    path,
-                    f"Invalid value: {go_quote(parts.fragment)}: fragments are not permitted "
-                    "in the URL",
-                )
-            )
-        if parts.query:
-            causes.append(
-                (
-                    path,
-                    f"Invalid value: {go_quote(parts.query)}: query parameters are not "
-                    "permitted in the URL",
-                )
-            )
+        causes.extend(admission_validate.configuration_causes(obj))
     return causes
 
 

@@ -34,7 +34,7 @@ import yaml
 from koos_sandbox.app import Sandbox, SandboxThread
 from koos_sandbox.testing import Kubectl, kubectl_binary, wait_for
 
-from ..ground.realplane import GroundError, RealPlane, missing
+from ..ground.realplane import GroundError, RealPlane, make_pki, missing
 
 GROUND_ENV = "KOOS_GROUND"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "sandbox"
@@ -228,6 +228,28 @@ class Ground:
             timeout=60,
             what=f"CRD {name} to be gone",
         )
+
+
+_PKI: list[tuple[bytes, bytes, bytes]] = []
+
+
+def hook_certificate() -> tuple[bytes, bytes, bytes]:
+    """(CA, serving certificate, key) for a webhook server on 127.0.0.1 (kube-apiserver
+    calls webhooks over https only), made once per session."""
+    if not _PKI:
+        pki = make_pki(("127.0.0.1",))
+        _PKI.append((pki.ca_pem, pki.serving_cert_pem, pki.serving_key_pem))
+    return _PKI[0]
+
+
+def hook_ssl_context(folder: Path) -> ssl.SSLContext:
+    """A server-side TLS context with `hook_certificate`'s certificate (files in `folder`)."""
+    _, cert, key = hook_certificate()
+    (folder / "hook.crt").write_bytes(cert)
+    (folder / "hook.key").write_bytes(key)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "hook.crt", folder / "hook.key")
+    return context
 
 
 # ---- the real ground, once per session ------------------------------------------------------

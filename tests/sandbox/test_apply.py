@@ -103,10 +103,17 @@ async def test_other_writes_take_the_fields_they_change(
         pass
     code, status = await _apply(http, cfg, "alice", _cm(a="1", b="2"))
     assert code == 409
-    assert status["message"].startswith(
-        'Apply failed with 1 conflict: conflict with "editor" using v1 at '
+    assert (
+        status["message"]
+        == 'Apply failed with 1 conflict: conflict with "editor" using v1: .data.b'
     )
-    assert status["message"].endswith(": .data.b")
+    assert status["details"]["causes"] == [
+        {
+            "reason": "FieldManagerConflict",
+            "message": 'conflict with "editor" using v1',
+            "field": ".data.b",
+        }
+    ]
 
 
 async def test_apply_needs_a_field_manager(http: aiohttp.ClientSession, cfg: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import threading
@@ -15,7 +16,7 @@ from koos_sandbox.openapi import v2_protobuf
 from koos_sandbox.testing import Kubectl, wait_for
 
 from ..ground.realplane import kubernetes_version
-from .conftest import Ground
+from .conftest import Ground, hook_certificate, hook_ssl_context
 
 pytestmark = pytest.mark.kubectl
 
@@ -421,11 +422,14 @@ class _Reviews(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_an_admission_webhook_sees_alice_as_alice(ground: Ground, kubectl: Kubectl) -> None:
+def test_an_admission_webhook_sees_alice_as_alice(
+    ground: Ground, kubectl: Kubectl, tmp_path: Path
+) -> None:
     ground.grant("alice", "edit")
     ground.grant("bob", "edit")
     _Reviews.seen = []
     hooks = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Reviews)
+    hooks.socket = hook_ssl_context(tmp_path).wrap_socket(hooks.socket, server_side=True)
     thread = threading.Thread(target=hooks.serve_forever, daemon=True)
     thread.start()
     try:
@@ -436,7 +440,10 @@ def test_an_admission_webhook_sees_alice_as_alice(ground: Ground, kubectl: Kubec
             "webhooks": [
                 {
                     "name": "guard.demo.koos.io",
-                    "clientConfig": {"url": f"http://127.0.0.1:{hooks.server_port}/review"},
+                    "clientConfig": {
+                        "url": f"https://127.0.0.1:{hooks.server_port}/review",
+                        "caBundle": base64.b64encode(hook_certificate()[0]).decode(),
+                    },
                     "rules": [
                         {
                             "operations": ["CREATE"],
@@ -457,6 +464,16 @@ def test_an_admission_webhook_sees_alice_as_alice(ground: Ground, kubectl: Kubec
             "kind": "ConfigMap",
             "metadata": {"labels": {"guarded": "yes"}},
         }
+        # kube-apiserver loads a configuration a moment after it is stored: wait until a
+        # server-side dry run reaches the webhook.
+        probe = {**guarded, "metadata": {**guarded["metadata"], "name": "probe"}}
+
+        def in_force() -> bool:
+            seen = len(_Reviews.seen)
+            kubectl("create", "--dry-run=server", "-f", "-", input=yaml.safe_dump(probe))
+            return len(_Reviews.seen) > seen
+
+        wait_for(in_force, timeout=30, what="the webhook configuration in force")
         mine = {**guarded, "metadata": {**guarded["metadata"], "name": "alices"}}
         kubectl("apply", "-f", "-", input=yaml.safe_dump(mine), context="alice")
         user = _Reviews.seen[-1]["request"]["userInfo"]
