@@ -16,12 +16,9 @@ namespace and every namespace, CRD and webhook configuration it made are deleted
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import ssl
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +31,7 @@ import yaml
 from koos_sandbox.app import Sandbox, SandboxThread
 from koos_sandbox.testing import Kubectl, kubectl_binary, wait_for
 
-from ..ground.realplane import GroundError, RealPlane, make_pki, missing
+from ..ground.realplane import RealPlane, api_call, make_pki
 
 GROUND_ENV = "KOOS_GROUND"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "sandbox"
@@ -123,26 +120,12 @@ class Ground:
         user: str = "admin",
         content_type: str = "application/json",
     ) -> tuple[int, Any]:
-        """One API call; (status, decoded JSON or text)."""
-        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body))
-        request = urllib.request.Request(
-            self.url + path,
-            data=data.encode() if isinstance(data, str) else data,
-            method=method,
+        """One API call; (status, decoded JSON or text). A str or bytes body is sent as
+        it is, anything else as JSON."""
+        data = body.encode() if isinstance(body, str) else body
+        return api_call(
+            self.url, self.token(user), self.ca_pem, method, path, data, content_type, 30
         )
-        request.add_header("Authorization", f"Bearer {self.token(user)}")
-        request.add_header("Accept", "application/json")
-        if data is not None:
-            request.add_header("Content-Type", content_type)
-        try:
-            with urllib.request.urlopen(request, context=self.ssl_context(), timeout=30) as r:
-                status, raw = r.status, r.read()
-        except urllib.error.HTTPError as error:
-            status, raw = error.code, error.read()
-        try:
-            return status, json.loads(raw)
-        except ValueError:
-            return status, raw.decode(errors="replace")
 
     def session(self, user: str = "admin") -> aiohttp.ClientSession:
         """An aiohttp session on the ground's URL as `user` (close it, or use `async with`)."""
@@ -257,27 +240,11 @@ def hook_ssl_context(folder: Path) -> ssl.SSLContext:
 
 @dataclass
 class _Baseline:
+    """What the real ground held before the first test here: teardowns leave it alone."""
+
     namespaces: set[str]
     crds: set[str]
-
-
-@pytest.fixture(scope="session")
-def real_plane() -> Iterator[RealPlane]:
-    reason = missing()
-    if reason:
-        pytest.skip(f"real ground not available: {reason}")
-    plane = RealPlane()
-    try:
-        plane.start()
-    except GroundError as error:
-        pytest.fail(f"the real ground did not start: {error}")
-    try:
-        yield plane
-    finally:
-        pids = plane.pids()
-        plane.stop()
-    left = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
-    assert not left, f"processes of the real ground left running after stop(): {left}"
+    webhooks: dict[str, set[str]]
 
 
 def _names(plane: RealPlane, path: str) -> set[str]:
@@ -287,8 +254,12 @@ def _names(plane: RealPlane, path: str) -> set[str]:
 
 
 @pytest.fixture(scope="session")
-def real_baseline(real_plane: RealPlane) -> _Baseline:
-    return _Baseline(_names(real_plane, "/api/v1/namespaces"), _names(real_plane, CRDS))
+def real_baseline(realplane: RealPlane) -> _Baseline:
+    return _Baseline(
+        _names(realplane, "/api/v1/namespaces"),
+        _names(realplane, CRDS),
+        {path: _names(realplane, path) for path in WEBHOOKS},
+    )
 
 
 def _kubectl(kubeconfig: Path, cache: Path) -> Kubectl:
@@ -335,7 +306,7 @@ def ground(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ground]:
         finally:
             runner.stop()
         return
-    plane: RealPlane = request.getfixturevalue("real_plane")
+    plane: RealPlane = request.getfixturevalue("realplane")
     baseline: _Baseline = request.getfixturevalue("real_baseline")
     kubeconfig = plane.write_kubeconfig(tmp_path / "kubeconfig", namespace=namespace)
     handle = Ground(
@@ -358,7 +329,8 @@ def _clean_real(plane: RealPlane, baseline: _Baseline) -> None:
     """Delete what a test left at cluster scope: webhook configurations first (they could
     refuse the deletions), then namespaces (not waited for) and CRDs (waited for)."""
     for path in WEBHOOKS:
-        plane.request("DELETE", path)
+        for name in _names(plane, path) - baseline.webhooks[path]:
+            plane.request("DELETE", f"{path}/{name}")
     for name in _names(plane, "/api/v1/namespaces") - baseline.namespaces:
         plane.request("DELETE", f"/api/v1/namespaces/{name}")
     crds = _names(plane, CRDS) - baseline.crds

@@ -223,8 +223,17 @@ class World:
         assert status == 201, answer
         return len([c for c in self.hooks.probes if c.path == f"/probe/{config}"]) > before
 
+    async def post(self, kind: str, name: str, *webhooks: dict[str, Any]) -> tuple[int, Any]:
+        """Store a configuration of these webhooks as the admin, as they are."""
+        body = {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": f"{kind}WebhookConfiguration",
+            "metadata": {"name": name},
+            "webhooks": list(webhooks),
+        }
+        return await self.admin.call("POST", MUTATING if kind == "Mutating" else VALIDATING, body)
+
     async def configure(self, kind: str, name: str, *webhooks: dict[str, Any]) -> None:
-        plural = MUTATING if kind == "Mutating" else VALIDATING
         probe = {
             "name": "probe.koos.test",
             "clientConfig": {"url": f"{self.hooks.url}/probe/{name}", "caBundle": self.ca_bundle},
@@ -233,13 +242,7 @@ class World:
             "sideEffects": "None",
             "admissionReviewVersions": ["v1"],
         }
-        body = {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": f"{kind}WebhookConfiguration",
-            "metadata": {"name": name},
-            "webhooks": [*webhooks, probe],
-        }
-        status, answer = await self.admin.call("POST", plural, body)
+        status, answer = await self.post(kind, name, *webhooks, probe)
         assert status == 201, answer
         await async_wait_for(lambda: self._probe(name), timeout=30, what=f"{name} in force")
 
@@ -735,13 +738,7 @@ async def test_a_webhook_with_side_effects_is_refused_in_v1(
     """admissionregistration/v1 knows only None and NoneOnDryRun: a webhook that has side
     effects (and so would refuse a dry run) cannot be configured at all."""
     hook = world.webhook("fx.koos.test", "/fx", sideEffects=side_effects)
-    body = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": "fx"},
-        "webhooks": [hook],
-    }
-    status, answer = await world.admin.call("POST", VALIDATING, body)
+    status, answer = await world.post("Validating", "fx", hook)
 
     assert status == 422, answer
     assert answer["message"] == (
@@ -786,13 +783,7 @@ async def test_a_webhook_url_must_be_https_to_a_host(
 ) -> None:
     hook = world.webhook("url.koos.test", "/x")
     hook["clientConfig"] = {"url": url}
-    body = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": "url"},
-        "webhooks": [hook],
-    }
-    status, answer = await world.admin.call("POST", VALIDATING, body)
+    status, answer = await world.post("Validating", "url", hook)
 
     assert status == 422, answer
     causes = answer["details"]["causes"]
@@ -1050,13 +1041,9 @@ async def test_a_match_condition_that_does_not_compile_is_an_error(world: World)
     """It is refused when configured (the apiserver compiles every expression then); the
     compiler's own message after "compilation failed: " is the CEL library's."""
     bad = {"name": "bad", "expression": "request.userInfo.username =="}
-    body = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": "bad"},
-        "webhooks": [world.webhook("b.koos.test", "/b", matchConditions=[bad])],
-    }
-    status, answer = await world.admin.call("POST", VALIDATING, body)
+    status, answer = await world.post(
+        "Validating", "bad", world.webhook("b.koos.test", "/b", matchConditions=[bad])
+    )
     assert status == 422, answer
     [cause] = answer["details"]["causes"]
     assert cause["field"] == "webhooks[0].matchConditions[0].expression"
