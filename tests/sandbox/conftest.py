@@ -34,6 +34,7 @@ from koos_sandbox.testing import Kubectl, kubectl_binary, wait_for
 from ..ground.realplane import RealPlane, api_call, make_pki
 
 GROUND_ENV = "KOOS_GROUND"
+JSON = "application/json"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "sandbox"
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 WEBHOOKS = (
@@ -111,21 +112,13 @@ class Ground:
         prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
         return f"{prefix}/namespaces/{namespace or self.namespace}/{resource}"
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        user: str = "admin",
-        content_type: str = "application/json",
-    ) -> tuple[int, Any]:
+    def request(self, method: str, path: str, body: Any = None, **how: str) -> tuple[int, Any]:
         """One API call; (status, decoded JSON or text). A str or bytes body is sent as
-        it is, anything else as JSON."""
+        it is, anything else as JSON; `how`: `user` (the admin by default) and
+        `content_type` (JSON by default)."""
         data = body.encode() if isinstance(body, str) else body
-        return api_call(
-            self.url, self.token(user), self.ca_pem, method, path, data, content_type, 30
-        )
+        token, kind = self.token(how.get("user", "admin")), how.get("content_type", JSON)
+        return api_call(self.url, token, self.ca_pem, method, path, data, kind, 30)
 
     def session(self, user: str = "admin") -> aiohttp.ClientSession:
         """An aiohttp session on the ground's URL as `user` (close it, or use `async with`)."""
