@@ -12,7 +12,17 @@ import pytest
 from koos_sandbox.app import Sandbox, SandboxThread
 from koos_sandbox.testing import Kubectl, kubectl_binary
 
+# Which grounds the session runs on (KOOS_GROUND), said in its header and summary.
+from .ground.policy import (
+    GROUND_ENV,
+    grounds,
+    pytest_report_header,
+    pytest_sessionstart,
+    pytest_terminal_summary,
+)
 from .ground.realplane import GroundError, RealPlane, missing
+
+__all__ = ["pytest_report_header", "pytest_sessionstart", "pytest_terminal_summary"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,6 +65,8 @@ async def asandbox() -> AsyncIterator[Sandbox]:
 
 @pytest.fixture(scope="session")
 def realplane() -> Iterator[RealPlane]:
+    if "real" not in grounds():
+        pytest.skip(f"the real ground is not chosen: {GROUND_ENV}=real or both runs it")
     reason = missing()
     if reason:
         pytest.skip(f"real ground not available: {reason}")

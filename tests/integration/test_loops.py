@@ -200,7 +200,11 @@ async def test_a_canary_batch_waits_for_continue(koos: Koos) -> None:
     assert step["awaitingContinue"] is True and step["reason"] == "AwaitingContinue"
     assert status["conditions"][0]["reason"] == "AwaitingContinue"
     assert step["loop"]["completedIndexes"] == "0-1" and step["loop"]["pending"] == 4
-    assert len(koos.jobs(name)) == 0  # both released, nothing new started
+    # The status write comes first, the release of the batch's Jobs after it; nothing new starts.
+    await async_wait_for(
+        lambda: not koos.jobs(name), timeout=10, what="the first batch's Jobs to be released"
+    )
+    assert (koos.execution(name) or {})["status"]["steps"][0]["loop"]["pending"] == 4
     # What the continue command does for a loop: clear the flag in the status (written
     # straight into the store, as the operator's own status write would land).
     obj = koos.execution(name) or {}

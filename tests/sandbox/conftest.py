@@ -1,9 +1,9 @@
 """The ground the sandbox's conformance tests run against: the sandbox or the real one.
 
-`KOOS_GROUND` chooses, as for tests/integration: `sandbox` (the default), `real` (etcd,
-kube-apiserver and kube-controller-manager built by `make controlplane`, started once per test
-session; tests/ground/realplane.py) or `both` (every ground test runs once on each, ids
-`[sandbox]` and `[real]`). A test that checks API behaviour takes the `ground` fixture (or
+`KOOS_GROUND` chooses (tests/ground/policy.py, as for the whole suite): `sandbox` (the
+default), `real` (etcd, kube-apiserver and kube-controller-manager built by `make
+controlplane`, started once per test session: `realplane` in tests/conftest.py) or `both`
+(every ground test runs once on each, ids `[sandbox]` and `[real]`). A test that checks API behaviour takes the `ground` fixture (or
 `kubectl`/`http`, built on it) and gets a uniform handle: the base URL and tokens, an admin
 kubeconfig whose contexts default to a namespace of the test's own, and ways to make CRDs.
 A test of a sandbox-only control (fault injection, scripted Jobs, its CLI, its internals) is
@@ -16,7 +16,6 @@ namespace and every namespace, CRD and webhook configuration it made are deleted
 
 from __future__ import annotations
 
-import os
 import secrets
 import ssl
 from collections.abc import AsyncIterator, Iterator
@@ -31,9 +30,9 @@ import yaml
 from koos_sandbox.app import Sandbox, SandboxThread
 from koos_sandbox.testing import Kubectl, kubectl_binary, wait_for
 
+from ..ground.policy import grounds
 from ..ground.realplane import RealPlane, api_call, make_pki
 
-GROUND_ENV = "KOOS_GROUND"
 JSON = "application/json"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "sandbox"
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
@@ -43,16 +42,7 @@ WEBHOOKS = (
 )
 
 
-def selected_grounds() -> tuple[str, ...]:
-    value = os.environ.get(GROUND_ENV, "sandbox") or "sandbox"
-    if value == "both":
-        return ("sandbox", "real")
-    if value in ("sandbox", "real"):
-        return (value,)
-    raise pytest.UsageError(f"{GROUND_ENV}={value!r}: expected sandbox, real or both")
-
-
-GROUNDS = selected_grounds()
+GROUNDS = grounds()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
