@@ -3,8 +3,8 @@
 `KOOS_GROUND` chooses (tests/ground/policy.py, as for the whole suite): `sandbox` (the
 default), `real` (etcd, kube-apiserver and kube-controller-manager built by `make
 controlplane`, started once per test session: `realplane` in tests/conftest.py) or `both`
-(every ground test runs once on each, ids `[sandbox]` and `[real]`). A test that checks API behaviour takes the `ground` fixture (or
-`kubectl`/`http`, built on it) and gets a uniform handle: the base URL and tokens, an admin
+(every ground test runs once on each, ids `[sandbox]` and `[real]`). A test that checks API
+behaviour takes the `ground` fixture (or `kubectl`/`http`, built on it) and gets a uniform handle: the base URL and tokens, an admin
 kubeconfig whose contexts default to a namespace of the test's own, and ways to make CRDs.
 A test of a sandbox-only control (fault injection, scripted Jobs, its CLI, its internals) is
 marked `@pytest.mark.sandbox_only(reason=...)`; on the real ground alone it skips, saying why.
