@@ -4,10 +4,11 @@
 default), `real` (etcd, kube-apiserver and kube-controller-manager built by `make
 controlplane`, started once per test session: `realplane` in tests/conftest.py) or `both`
 (every ground test runs once on each, ids `[sandbox]` and `[real]`). A test that checks API
-behaviour takes the `ground` fixture (or `kubectl`/`http`, built on it) and gets a uniform handle: the base URL and tokens, an admin
-kubeconfig whose contexts default to a namespace of the test's own, and ways to make CRDs.
-A test of a sandbox-only control (fault injection, scripted Jobs, its CLI, its internals) is
-marked `@pytest.mark.sandbox_only(reason=...)`; on the real ground alone it skips, saying why.
+behaviour takes the `ground` fixture (or `kubectl`/`http`, built on it) and gets a uniform
+handle: the base URL and tokens, an admin kubeconfig whose contexts default to a namespace
+of the test's own, and ways to make CRDs and grant roles. A test of a sandbox-only control
+(fault injection, scripted Jobs, its CLI, its internals) is marked
+`@pytest.mark.sandbox_only(reason=...)`; on the real ground alone it skips, saying why.
 
 The real ground is shared by the session, so each test cleans up after itself there: its
 namespace and every namespace, CRD and webhook configuration it made are deleted at teardown
