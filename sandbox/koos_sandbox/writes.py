@@ -71,15 +71,6 @@ class NoAdmission:
         return None
 
 
-ROOT_CA = "kube-root-ca.crt"
-ROOT_CA_NOTE = "kubernetes.io/description"
-ROOT_CA_TEXT = (
-    "Contains a CA bundle that can be used to verify the kube-apiserver when using internal "
-    "endpoints such as the internal service IP or kubernetes.default.svc. No other usage is "
-    "guaranteed across distributions of Kubernetes clusters."
-)
-
-
 class Writes:
     def __init__(self, store: Store, registry: Registry, admission: Admission) -> None:
         self.store = store
@@ -151,22 +142,10 @@ class Writes:
         created = self.store.create(rt, namespace, obj, uid=uid)
         if rt.key == ("", "namespaces"):
             serviceaccounts.ensure_default(self.store, serviceaccounts.sa_type(self.registry), name)
-            self._publish_root_ca(name)
+            serviceaccounts.ensure_root_ca(self.store, self.registry, name, self.root_ca)
         if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
             created = self._establish(rt, created)
         return created
-
-    def _publish_root_ca(self, namespace: str) -> None:
-        """The ConfigMap `kube-root-ca.crt` of a new namespace, as the controller makes it."""
-        rt = self.registry.find("", "v1", "configmaps")
-        if not self.root_ca or rt is None or self.store.find(rt, namespace, ROOT_CA) is not None:
-            return
-        meta = {
-            "name": ROOT_CA,
-            "namespace": namespace,
-            "annotations": {ROOT_CA_NOTE: ROOT_CA_TEXT},
-        }
-        self.store.create(rt, namespace, {"metadata": meta, "data": {"ca.crt": self.root_ca}})
 
     # ---- update and patch ---------------------------------------------------------------
 
