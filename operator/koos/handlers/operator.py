@@ -18,6 +18,7 @@ from koos.api.constants import GROUP, LABEL_MANAGED_BY, MANAGER
 from koos.handlers import admission, approval, execution, metrics, schedule, template
 from koos.handlers.notify import Notifier
 from koos.handlers.queue import wait_drained
+from koos.handlers.webhook_server import WebhookServer
 from koos.k8s.client import Kube
 from koos.k8s.events import EventSink
 
@@ -84,11 +85,11 @@ def build_registry(
             settings.networking.error_backoffs = [0.1, 0.2, 0.5]
             settings.queueing.error_delays = [0.1, 0.2, 0.5]
         if options.webhooks:
-            settings.admission.server = kopf.WebhookServer(
+            # HTTPS: kube-apiserver calls URL webhooks over https only.
+            settings.admission.server = WebhookServer(
                 addr=options.webhook_host,
                 port=options.webhook_port or None,
                 host=options.webhook_host,
-                insecure=True,
             )
             settings.admission.managed = GROUP
         if kube.events is not None:
