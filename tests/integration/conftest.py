@@ -23,7 +23,8 @@ from koos_sandbox.writes import WriteOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "default"
-WEBHOOKS = 9  # creator, decision, schedule-creator (mutating); creator-kept, template,
+ALICE = UserInfo("alice", "alice-uid", ("sre", "system:authenticated"))
+WEBHOOKS = 10  # creator, commands, decision, schedule-creator (mutating); creator-kept, template,
 # schedule, execution-status, approval-created, approval-status (validating)
 
 
@@ -67,9 +68,12 @@ class Koos:
             WriteOptions(),
         )
 
-    async def annotate(self, name: str, key: str, value: str) -> None:
+    async def annotate(self, name: str, key: str, value: str, by: UserInfo | None = None) -> None:
+        """`kubectl annotate exe <name> key=value`, as the admin or as user `by` (the tests'
+        operator is the admin, and the webhooks do not check the operator's own requests:
+        a run command that admission must check is sent `by=ALICE`)."""
         await self.sandbox.state.writes.patch(
-            self.admin,
+            by or self.admin,
             self.rt("executions"),
             NS,
             name,

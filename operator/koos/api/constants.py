@@ -28,7 +28,19 @@ ANNOTATION_DECISIONS = f"{GROUP}/decisions"
 # Approval's name, namespace, Execution uid and request, so that no copy passes as its own.
 ANNOTATION_REQUEST_SIGNATURE = f"{GROUP}/request-signature"
 LABEL_APPROVAL_STEP = f"{GROUP}/step"
-COMMAND_ANNOTATIONS = (ANNOTATION_CANCEL,)
+# Run commands (value: a step name), consumed by the operator.
+ANNOTATION_CONTINUE = f"{GROUP}/continue"
+ANNOTATION_RETRY = f"{GROUP}/retry"
+ANNOTATION_SKIP = f"{GROUP}/skip"
+ANNOTATION_RERUN_FROM = f"{GROUP}/rerun-from"
+STEP_COMMANDS = (ANNOTATION_CONTINUE, ANNOTATION_RETRY, ANNOTATION_SKIP, ANNOTATION_RERUN_FROM)
+COMMAND_ANNOTATIONS = (ANNOTATION_CANCEL, *STEP_COMMANDS)
+# Written by the operator with each consumed step command: how many it has applied (equal to
+# status.commandsApplied once the removal landed), so a command left over by a crash between
+# the status write and its removal is not applied twice.
+ANNOTATION_COMMANDS_CONSUMED = f"{GROUP}/commands-consumed"
+# Stamped by the admission webhook with each step command: who sent it.
+ANNOTATION_COMMAND_BY = f"{GROUP}/command-by"
 
 FINALIZER = f"{GROUP}/finalizer"
 

@@ -14,7 +14,10 @@ from koos.api.template import TemplateSpec
 
 ExecutionPhase = Literal["Pending", "Running", "Waiting", "Succeeded", "Failed", "Cancelled"]
 StepPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped", "Cancelled"]
+ExecutionMode = Literal["Automatic", "Debug", "FailurePause"]
 TERMINAL_PHASES = ("Succeeded", "Failed", "Cancelled")
+# How many earlier attempts of a run (`koos.io/rerun-from`) the status keeps.
+ATTEMPTS_KEPT = 5
 
 
 class TemplateRef(KoosModel):
@@ -38,6 +41,12 @@ class ExecutionSpec(KoosModel):
         description="Parameter values by name. A secret parameter is given as "
         "{valueFrom: {secretKeyRef: {name, key}}}.",
         json_schema_extra=PRESERVE,
+    )
+    mode: ExecutionMode = Field(
+        default="Automatic",
+        description="Automatic runs every step; Debug pauses before each step until "
+        "`koos.io/continue=<step>`; FailurePause pauses the run on a failed step until "
+        "`koos.io/retry=<step>`, `koos.io/skip=<step>` or `koos.io/cancel=true`.",
     )
 
 
@@ -91,7 +100,10 @@ class LoopStatus(KoosModel):
         default=None, description="The last batch after which the loop paused."
     )
     round: int = Field(
-        default=0, description="How many times the failed items were sent to run again."
+        default=0,
+        description="Rounds the step ran before this one: its failed items sent to run again "
+        "(koos.io/retry), or the step started again (koos.io/rerun-from). Each round's item "
+        "attempts, and so its Job names, are new.",
     )
 
 
@@ -119,10 +131,40 @@ class StepStatus(KoosModel):
     awaiting_continue: bool | None = Field(
         default=None, description="Waiting for `koos.io/continue=<step>`"
     )
+    attempt_base: int | None = Field(
+        default=None,
+        description="Attempts made before the last `koos.io/retry` or `koos.io/rerun-from`: "
+        "the step's retry limit counts from here.",
+    )
     proof: str | None = Field(
         default=None,
         description="koos's signature of a settled approve step: a record without a valid one "
         "was not written by koos, and the run fails (StatusTampered).",
+    )
+
+
+class AttemptStep(KoosModel):
+    """How one step ended in an earlier attempt of the run."""
+
+    name: str = Field(description="Name of the step.")
+    phase: StepPhase = Field(description="The step's phase when the attempt ended.")
+    reason: str | None = Field(default=None, description="CamelCase reason.")
+    message: str | None = Field(default=None, description="What happened (shortened).")
+
+
+class AttemptRecord(KoosModel):
+    """A compact record of an earlier attempt of the run (before a `koos.io/rerun-from`)."""
+
+    number: int = Field(description="The attempt's number (the first run is 1).")
+    phase: ExecutionPhase | None = Field(default=None, description="How the attempt ended.")
+    start_time: str | None = Field(default=None, description="When the attempt started.")
+    completion_time: str | None = Field(default=None, description="When the attempt ended.")
+    message: str | None = Field(default=None, description="Why it ended (shortened).")
+    steps: list[AttemptStep] | None = Field(default=None, description="Per-step outcomes.")
+    outputs: dict[str, Any] | None = Field(
+        default=None,
+        description="The template's outputs of that attempt (left out when over 4 KiB).",
+        json_schema_extra=PRESERVE,
     )
 
 
@@ -173,6 +215,17 @@ class ExecutionStatus(KoosModel):
     )
     outputs: dict[str, Any] | None = Field(
         default=None, description="The template's outputs, rendered.", json_schema_extra=PRESERVE
+    )
+    attempt: int | None = Field(
+        default=None, description="The run's attempt: 1, then one more per koos.io/rerun-from."
+    )
+    attempts: list[AttemptRecord] | None = Field(
+        default=None, description="Compact records of the last 5 earlier attempts, oldest first."
+    )
+    commands_applied: int | None = Field(
+        default=None,
+        description="Commands (continue, retry, skip, rerun-from) applied so far; with the "
+        "koos.io/commands-consumed annotation it makes each command apply once.",
     )
 
 

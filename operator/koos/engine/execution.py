@@ -15,15 +15,21 @@ State machine of an Execution (status.phase):
              ▼
           (Running until the finally steps are done)
 
-The run is Waiting (not Running) while a step waits for a person: an Approval
-(AwaitingApproval) or, at a loop's batch boundary with `pause`, koos.io/continue
-(AwaitingContinue).
+        Running ⇄ Waiting: a step waits for a person — an Approval (AwaitingApproval);
+        koos.io/continue=<step> (AwaitingContinue: in mode Debug before each step, and at
+        a loop's batch boundary with `pause`); in mode FailurePause, a failed step waiting
+        for koos.io/retry, koos.io/skip or koos.io/cancel (AwaitingFailureDecision).
+        Succeeded | Failed | Cancelled ──koos.io/rerun-from=S──▶ Running (attempt n+1: S and
+        the steps after it run again; the last 5 attempts are kept in status.attempts).
+
+Run commands are checked, applied once and recorded as an Event by `koos.engine.command`.
 
 Steps (status.steps[].phase): Pending → Running → Succeeded | Failed | Skipped | Cancelled.
 A failed attempt with retries left stays Running with a `retryTime`. A step with
 `onError: Abort` that fails stops new main steps from starting (they end Skipped, reason
 Aborted); running ones finish. Finally steps start once every main step has settled and
-always run. Terminal phases never change again.
+always run. Terminal phases change again only by koos.io/rerun-from (and a step paused by
+FailurePause is Running until it is retried or skipped).
 
 An approve step recorded as settled without koos's proof (`approval_proof`), or a template
 snapshot or parameters that do not match the seal koos wrote at start, means someone else
@@ -46,7 +52,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from koos.api.common import Condition
-from koos.api.constants import ANNOTATION_CANCEL
+from koos.api.constants import ANNOTATION_CANCEL, STEP_COMMANDS
 from koos.api.execution import (
     TERMINAL_PHASES,
     ExecutionStatus,
@@ -56,8 +62,10 @@ from koos.api.execution import (
 from koos.api.template import TemplateSpec
 from koos.engine import approval_proof, expressions, steps
 from koos.engine.approval import approval_name
+from koos.engine.command import consume, refuse_all
 from koos.engine.facts import EventSpec, ExecutionSnapshot, Plan
 from koos.engine.params import resolve_parameters
+from koos.engine.pause import waiting_for_a_person
 from koos.engine.pod_start import NEEDS_A_PERSON
 from koos.engine.template import MAX_SPEC_BYTES, validate_template
 from koos.engine.timefmt import parse_rfc3339, rfc3339
@@ -72,6 +80,32 @@ __all__ = ["MAX_PARAMETER_BYTES", "MAX_SPEC_BYTES", "plan", "plan_failure"]
 def plan(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
     status = snapshot.status
     consumed = _commands(snapshot)
+    command = None
+    if any(k in snapshot.annotations for k in STEP_COMMANDS):
+        # A status someone else wrote takes no command (a running run is stopped below).
+        tampering = None if status.template is None else _tampering(snapshot, status)
+        if tampering is None:
+            command = consume(snapshot, status, now)
+        else:
+            command = refuse_all(snapshot, status, tampering)
+    if command is not None:
+        status = command.status
+        snapshot = replace(snapshot, status=status)
+    planned = _plan(snapshot, status, now, consumed)
+    if command is None:
+        return planned
+    return replace(
+        planned,
+        consume_annotations=(*planned.consume_annotations, *command.remove),
+        set_annotations=command.annotations,
+        command_event=command.event,
+        wake_at=now if command.more else planned.wake_at,
+    )
+
+
+def _plan(
+    snapshot: ExecutionSnapshot, status: ExecutionStatus, now: datetime, consumed: tuple[str, ...]
+) -> Plan:
     if status.phase in TERMINAL_PHASES:
         # Loop items' ended Jobs left by a crash between the last status write and their
         # deletion: the finished run records every item.
@@ -257,6 +291,7 @@ def _start(snapshot: ExecutionSnapshot, now: datetime) -> Plan:
         parameters=values,
         steps=[StepStatus(name=s.name, phase="Pending") for s in template.spec.all_steps()],
         conditions=_conditions(snapshot, now, "Unknown", "Running", "The run has started."),
+        attempt=1,
     )
     if snapshot.signing_key is not None:
         seal = approval_proof.run_seal(snapshot.signing_key, snapshot.uid, resolved, values)
@@ -393,29 +428,23 @@ def _summarize(snapshot: ExecutionSnapshot, status: ExecutionStatus) -> Executio
     }
     if status.phase in ("Running", "Waiting"):
         running = [_running(s) for s in records if s.phase == "Running"]
-        waiting = [s.approval for s in records if s.phase == "Running" and s.approval]
-        paused = [s.name for s in records if s.phase == "Running" and s.awaiting_continue]
+        approvals = [s.approval for s in records if s.phase == "Running" and s.approval]
         text = f"Running {', '.join(running)}." if running else "Waiting for the next step."
         reason = "Running"
-        if paused:
-            commands = " ".join(f"koos.io/continue={name}" for name in paused)
-            text = f"Waiting for continue: kubectl annotate exe {snapshot.name} {commands}"
-            reason = "AwaitingContinue"
-        if waiting:
-            text = "Waiting for approval: " + "; ".join(
-                f"kubectl annotate approval {name} koos.io/decision=approve" for name in waiting
-            )
-            reason = "AwaitingApproval"
+        # A step waiting for a person (a failure decision, an approval, continue) makes the
+        # run Waiting; the message says what to type for each, the most pressing first.
+        asks = waiting_for_a_person(snapshot.name, records, approvals)
+        if asks:
+            reason = asks[0][0]
+            text = " ".join(sentence for _, sentence in asks)
         # A Pod that cannot start without a person (koos.engine.pod_start) shows at once.
         blocked = [s for s in records if s.phase == "Running" and s.reason in NEEDS_A_PERSON]
         if blocked:
             text += "".join(f" Step {s.name} is {s.message}" for s in blocked)
-            reason = blocked[0].reason or reason
+            reason = reason if asks else blocked[0].reason or reason
         if status.cancel_requested:
             text, reason = "Cancelling: " + text, "Cancelling"
-        update["phase"] = (
-            "Waiting" if (waiting or paused) and not status.cancel_requested else "Running"
-        )
+        update["phase"] = "Waiting" if asks and not status.cancel_requested else "Running"
         update["message"] = _short(text)
         update["conditions"] = _conditions(
             snapshot, _transition_time(status), "Unknown", reason, text, status.conditions

@@ -118,4 +118,8 @@ class Plan:
     cancel_approvals: tuple[str, ...] = ()
     event: EventSpec | None = None
     consume_annotations: tuple[str, ...] = ()
+    # Set in the same write that removes `consume_annotations` (koos.io/commands-consumed).
+    set_annotations: Mapping[str, str] = field(default_factory=dict)
+    # The Event of a run command (applied or refused), posted besides the pass's `event`.
+    command_event: EventSpec | None = None
     wake_at: datetime | None = None

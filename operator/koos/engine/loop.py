@@ -26,12 +26,14 @@ ranges (`koos.engine.index_set`), a record per item in flight only (at most
 `concurrency`), and the first `FAILURES_KEPT` failures: its size does not grow with the
 items but with the runs of consecutive failures. A Job's name is fixed by its item and
 attempt (`jobs.job_name`); attempts go on counting across rounds (`retry_failed_items`
-starts a round), so a retried item never meets its old Job. Items are rendered again from
+starts a round, and so does every start of the step, a rerun's included), so a retried or
+rerun item never meets an old Job. Items are rendered again from
 the sealed template and the settled steps when needed, never stored.
 
 This module starts, runs and cancels a loop step; one pass's work is
-`koos.engine.loop_pass`, the record's pure functions (and the run commands' changes to it:
-`continue_step`, `retry_failed_items`) `koos.engine.loop_record`.
+`koos.engine.loop_pass`, the record's pure functions (and koos.io/retry's change to it,
+`retry_failed_items`) `koos.engine.loop_record`. The run commands themselves are
+`koos.engine.command`'s, as for every step.
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ from koos.api.execution import LoopStatus, StepStatus
 from koos.api.template import Step
 from koos.engine.loop_pass import FAILURES_KEPT, LIVE_SLACK, Context, LoopPass
 from koos.engine.loop_record import (
-    continue_step,
     counts,
     live_jobs,
     retry_failed_items,
@@ -54,7 +55,6 @@ __all__ = [
     "FAILURES_KEPT",
     "LIVE_SLACK",
     "cancel",
-    "continue_step",
     "live_jobs",
     "retry_failed_items",
     "running",
@@ -86,14 +86,18 @@ def start(work: Pass, step: Step, context: Context) -> None:
         )
         work.note("Normal", "StepSucceeded", f"step {step.name} succeeded (no items)")
         return
+    # A step started again (koos.io/retry of a loop that failed otherwise than by its
+    # items, koos.io/rerun-from) goes on from the rounds it ran: its Jobs' names are new.
+    rounds = work.records[step.name].attempt
     loop = LoopStatus(
         total=len(items),
         pending=len(items),
         concurrency=settings.concurrency,
         max_errors=settings.max_errors,
         batch_size=settings.batch_size,
+        round=rounds,
     )
-    work.set(step.name, loop=loop, attempt=1)
+    work.set(step.name, loop=loop, attempt=rounds + 1)
     LoopPass(work, step, work.records[step.name], context, items).run()
 
 

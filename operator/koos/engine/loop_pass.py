@@ -16,6 +16,7 @@ from typing import Any
 from koos.api.execution import ItemFailure, LoopItem, LoopStatus, StepStatus
 from koos.api.template import Loop, Step
 from koos.engine import expressions, pod_start
+from koos.engine.command import is_failure_paused
 from koos.engine.durations import backoff_delay, format_duration, parse_duration
 from koos.engine.facts import JobFacts
 from koos.engine.index_set import format_ranges, parse_ranges
@@ -89,10 +90,18 @@ class LoopPass:
         for index in sorted(self.active):
             self._settle(index)
         self._release()
-        if self.work.records[self.step.name].phase != "Running":
-            return
         waiting = self._start_items()
+        if self._ended():
+            # A launch failed the step: its record says why (FailurePause may hold it), and
+            # gets the counts only.
+            self.work.set(self.step.name, loop=self.status())
+            return
         self._write(waiting)
+
+    def _ended(self) -> bool:
+        """Whether the step failed in this pass (Failed, or held by FailurePause)."""
+        record = self.work.records[self.step.name]
+        return record.phase != "Running" or is_failure_paused(record)
 
     def _adopt(self) -> None:
         """Jobs of this round for items not known to be in flight: their status write was
@@ -301,7 +310,7 @@ class LoopPass:
                 continue
             self._launch(index, self.base + 1)
             slots -= 1
-            if self.work.records[self.step.name].phase != "Running":
+            if self._ended():
                 break
         return False
 

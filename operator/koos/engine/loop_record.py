@@ -1,14 +1,20 @@
 """A loop step's record: which Jobs it names, and the changes commands make to it.
 
-Pure functions of a `StepStatus` (or the `ExecutionStatus`), shared by the planner
-(`koos.engine.loop_pass`), the k8s layer (which Jobs to read) and the run commands of
-`koos.engine.loop`'s callers: `continue_step` clears `awaitingContinue` (koos.io/continue),
-`retry_failed_items` sends a failed loop's failed items to run again (FailurePause retry).
+Pure functions of a `StepStatus`, shared by the planner (`koos.engine.loop_pass`), the k8s
+layer (which Jobs to read) and the run commands (`koos.engine.command`):
+`retry_failed_items` sends a failed loop's failed items to run again (koos.io/retry in mode
+FailurePause). koos.io/continue needs nothing of a loop's own: the command clears the step's
+`awaitingContinue`, and the next pass starts the next batch.
+
+Rounds: a loop step's `attempt` counts the rounds it has started (the first is 1) and
+`loop.round` is that count less one; round r gives its items the attempts
+r * (retries.limit + 1) + 1 onwards, so no round, and no run of the step after a
+koos.io/rerun-from (which keeps `attempt`), reuses a Job name of an earlier one.
 """
 
 from __future__ import annotations
 
-from koos.api.execution import ExecutionStatus, ItemFailure, LoopStatus, StepStatus
+from koos.api.execution import ItemFailure, LoopStatus, StepStatus
 from koos.engine.jobs import job_name
 
 
@@ -58,6 +64,7 @@ def retry_failed_items(record: StepStatus) -> StepStatus:
     return record.model_copy(
         update={
             "phase": "Running",
+            "attempt": record.attempt + 1,
             "reason": "RetryingFailedItems",
             "completion_time": None,
             "retry_time": None,
@@ -65,17 +72,6 @@ def retry_failed_items(record: StepStatus) -> StepStatus:
             "message": f"Running the {loop.failed} failed items again.",
         }
     )
-
-
-def continue_step(status: ExecutionStatus, name: str) -> ExecutionStatus:
-    """The status with step `name` no longer waiting for koos.io/continue."""
-    steps = [
-        s.model_copy(update={"awaiting_continue": None, "reason": "Continued", "message": None})
-        if s.name == name and s.awaiting_continue
-        else s
-        for s in status.steps or []
-    ]
-    return status.model_copy(update={"steps": steps})
 
 
 def counts(loop: LoopStatus) -> str:

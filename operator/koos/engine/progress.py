@@ -18,6 +18,7 @@ from typing import Any
 
 from koos.api.execution import ExecutionStatus, StepStatus
 from koos.api.template import Step
+from koos.engine.command import AWAITING_FAILURE_DECISION, is_failure_paused
 from koos.engine.facts import ExecutionSnapshot
 from koos.engine.timefmt import rfc3339
 
@@ -40,11 +41,22 @@ class Pass:
     withdrawn: list[str] = field(default_factory=list)  # Approvals whose run was cancelled
     notes: list[tuple[str, str, str]] = field(default_factory=list)  # type, reason, message
     wakes: list[datetime] = field(default_factory=list)
+    mode: str = "Automatic"  # the Execution's spec.mode, read on every pass
+    # Steps that failed and hold the run (FailurePause) until retry, skip or cancel.
+    paused: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.paused = {n for n, r in self.records.items() if is_failure_paused(r)}
 
     def set(self, name: str, **update: Any) -> None:
         if update.get("message"):
             update["message"] = short(str(update["message"]))
-        self.records[name] = self.records[name].model_copy(update=update)
+        record = self.records[name].model_copy(update=update)
+        self.records[name] = record
+        if is_failure_paused(record):
+            self.paused.add(name)
+        else:
+            self.paused.discard(name)
 
     def note(self, kind: str, reason: str, message: str) -> None:
         self.notes.append((kind, reason, message))
@@ -65,6 +77,25 @@ def context(snapshot: ExecutionSnapshot, status: ExecutionStatus) -> dict[str, A
 
 
 def fail(work: Pass, step: Step, reason: str, detail: str) -> None:
+    """The step failed: it ends Failed, or (mode FailurePause, a step that is not an approve
+    step, a run not being cancelled) it holds the run until retry, skip or cancel."""
+    if work.mode == "FailurePause" and not work.cancel and step.approve is None:
+        name = work.snapshot.name
+        work.set(
+            step.name,
+            phase="Running",
+            reason=AWAITING_FAILURE_DECISION,
+            retry_time=None,
+            message=f"Failed ({reason}: {short(detail, 300)}). The run is paused: "
+            f"kubectl annotate exe {name} koos.io/retry={step.name} "
+            f"(or koos.io/skip={step.name}, or koos.io/cancel=true)",
+        )
+        work.note(
+            "Warning",
+            "StepFailedPaused",
+            f"step {step.name} failed ({reason}): {detail}; the run is paused",
+        )
+        return
     work.set(
         step.name,
         phase="Failed",

@@ -203,7 +203,8 @@ def _succeeded(work: Pass, step: Step, job: JobFacts) -> None:
 
 def _attempt_failed(work: Pass, step: Step, record: StepStatus, reason: str, detail: str) -> None:
     retries = step.retries
-    if retries is not None and record.attempt <= retries.limit:
+    # koos.io/retry and koos.io/rerun-from give the step its whole budget again.
+    if retries is not None and record.attempt - (record.attempt_base or 0) <= retries.limit:
         delay = backoff_delay(
             parse_duration(retries.backoff),
             retries.factor,

@@ -36,9 +36,11 @@ from koos.api.execution import ExecutionStatus, StepStatus
 from koos.api.template import Step, TemplateSpec
 from koos.engine import expressions, loop
 from koos.engine.approve_step import ask, awaiting
+from koos.engine.command import is_failure_paused
 from koos.engine.durations import parse_duration
 from koos.engine.facts import EventSpec, ExecutionSnapshot, JobFacts, Plan
 from koos.engine.jobs import job_name, label_value
+from koos.engine.pause import debug_pause, failure_paused
 from koos.engine.progress import (
     MESSAGE_LIMIT,
     SETTLED,
@@ -73,7 +75,8 @@ def advance(snapshot: ExecutionSnapshot, status: ExecutionStatus, now: datetime)
     assert status.template is not None
     spec = status.template.spec
     records = {s.name: s for s in status.steps or []}
-    work = Pass(snapshot, now, records, bool(status.cancel_requested))
+    mode = snapshot.spec.mode if snapshot.spec is not None else "Automatic"
+    work = Pass(snapshot, now, records, bool(status.cancel_requested), mode=mode)
     _Progress(work, spec).run()
     _delete_strays(work)
     ordered = [work.records[s.name] for s in spec.all_steps()]
@@ -148,7 +151,7 @@ def outcome_jobs(
                 names.update(loop.live_jobs(execution, record))
             continue
         if record is None or record.phase == "Pending":
-            names[job_name(execution, step.name, 1)] = step.name
+            names[job_name(execution, step.name, (record.attempt if record else 0) + 1)] = step.name
         elif record.phase == "Running" and record.retry_time is not None:
             names[job_name(execution, step.name, record.attempt + 1)] = step.name
         elif record.phase == "Running" and record.job_name:
@@ -183,6 +186,7 @@ def _step(
                 step.name,
                 phase=phase,
                 reason=stop_reason,
+                awaiting_continue=None,
                 completion_time=rfc3339(work.now),
                 message="Not run: the execution was cancelled."
                 if stop_reason == "Cancelled"
@@ -191,7 +195,11 @@ def _step(
             return
         if any(work.records[d].phase not in SETTLED for d in deps):
             return
+        if work.paused:
+            return  # a failed step holds the run (FailurePause): nothing new starts
         _start(work, step)
+    elif is_failure_paused(record):
+        failure_paused(work, step, record, cancelled=stopping and stop_reason == "Cancelled")
     elif record.phase == "Running" and step.loop is not None:
         if record.loop is None:  # not a record koos wrote: nothing says which items ran
             fail(work, step, "InternalError", "the loop's record of its items is missing")
@@ -290,10 +298,21 @@ def _start(work: Pass, step: Step) -> None:
             )
             work.note("Normal", "StepSkipped", f"step {step.name} skipped")
             return
-    if step.loop is None and _blocked(work, step, 1):
+    if debug_pause(work, step):
+        return
+    record = work.records[step.name]
+    # Attempts go on counting across koos.io/retry and koos.io/rerun-from: Job names never
+    # repeat (an earlier attempt's Job may still exist).
+    attempt = record.attempt + 1
+    if step.loop is None and _blocked(work, step, attempt):
         return
     work.set(
-        step.name, phase="Running", start_time=rfc3339(work.now), reason="Started", message=None
+        step.name,
+        phase="Running",
+        start_time=rfc3339(work.now),
+        reason="Started",
+        message=None,
+        awaiting_continue=None,
     )
     if step.sleep is not None:
         _sleeping(work, step, work.records[step.name])
@@ -304,7 +323,7 @@ def _start(work: Pass, step: Step) -> None:
     if step.loop is not None:
         loop.start(work, step, lambda: _live_context(work))
         return
-    launch(work, step, 1, ctx)
+    launch(work, step, attempt, ctx)
 
 
 def _sleeping(work: Pass, step: Step, record: StepStatus) -> None:

@@ -4,6 +4,8 @@ All koos webhooks are persistent: their configurations stay when the operator st
 with `failurePolicy: Fail` nothing slips past them while it is down (uninstalling koos
 removes them).
 
+- Execution CREATE and UPDATE: run commands checked and their sender stamped
+  (`koos.handlers.command`).
 - Execution CREATE: stamp `koos.io/created-by` with the caller the API server names (the
   self-approval rule relies on it); a stamp the user supplies is refused, and so is any
   later change to it.
@@ -39,6 +41,8 @@ from typing import Any
 import kopf
 
 from koos.api.constants import ANNOTATION_CREATED_BY, GROUP, VERSION
+from koos.engine.command import sender_annotation
+from koos.handlers.command import check_commands
 from koos.handlers.service_account import check_service_account_use
 from koos.handlers.validation import run_bounded, schedule_problems, template_problems
 from koos.k8s.client import JSON_PATCH, Kube, KubeError
@@ -67,6 +71,27 @@ def register(registry: kopf.OperatorRegistry, operator_user: str, kube: Kube | N
             )
         if ANNOTATION_CREATED_BY not in annotations:
             patch.metadata.annotations[ANNOTATION_CREATED_BY] = caller
+
+    @kopf.on.mutate(
+        GROUP,
+        VERSION,
+        "executions",
+        operations=["CREATE", "UPDATE"],
+        id="commands",
+        registry=registry,
+        persistent=True,
+    )
+    async def check_and_stamp_commands(
+        body: Any, userinfo: Any, patch: kopf.Patch, **kwargs: Any
+    ) -> None:
+        caller = str((userinfo or {}).get("username", ""))
+        if caller == operator_user:
+            return  # it removes the commands it consumed
+        problem, sent = check_commands(kwargs.get("old"), body)
+        if problem is not None:
+            raise kopf.AdmissionError(problem, code=422)
+        for key in sent:
+            patch.metadata.annotations[sender_annotation(key)] = caller
 
     @kopf.on.validate(
         GROUP,
@@ -175,6 +200,8 @@ def own_requests_skipped(plural: str, hook: str, operator_user: str) -> list[dic
         )
         return [{"name": "not-stamped-by-koos", "expression": f"{me} || {stamped}"}]
     if (plural, hook) in (
+        # The operator removes the commands it consumed: nothing to check.
+        ("mutatingwebhookconfigurations", f"commands.{GROUP}"),
         ("validatingwebhookconfigurations", f"creator-kept.{GROUP}"),
         # The status webhooks refuse everyone but the operator, which writes Execution status
         # on every step: its own writes must cost no webhook call.

@@ -273,12 +273,19 @@ async def apply_plan(kube: Kube, snapshot: ExecutionSnapshot, plan: Plan) -> tup
             await release_job(kube, snapshot, release)
         except KubeError as error:
             unreleased.append(error)  # the next pass releases it again
-    if plan.consume_annotations:
+    if plan.consume_annotations or plan.set_annotations:
+        # After the status write: a command's effect and its count land first
+        # (koos.engine.command explains how a crash between the two is handled).
+        annotations: dict[str, str | None] = {key: None for key in plan.consume_annotations}
+        annotations.update(plan.set_annotations)
         patched = await kube.merge_patch(
             custom_path("executions", namespace, name),
-            {"metadata": {"annotations": {key: None for key in plan.consume_annotations}}},
+            {"metadata": {"annotations": annotations}},
         )
         written.append(resource_version(patched))
+    if plan.command_event is not None:
+        event = plan.command_event
+        await post_event(kube, snapshot, event.type, event.reason, event.message)
     if plan.event is not None:
         await post_event(kube, snapshot, plan.event.type, plan.event.reason, plan.event.message)
     if unreleased:

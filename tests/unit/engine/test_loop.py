@@ -2,8 +2,8 @@
 
 A small simulated cluster (`World`) runs the plans: it creates the Jobs a plan creates,
 ends them as a test's `outcome` says, and deletes the ones a plan deletes or releases, so a
-whole loop runs pass after pass as the operator would run it. Helpers are repeated from
-test_steps.py because pytest's importlib mode lets no test module import another.
+whole loop runs pass after pass as the operator would run it. The snapshot comes from the
+engine tests' `snapshots` module.
 """
 
 from __future__ import annotations
@@ -16,15 +16,26 @@ from typing import Any
 
 import pytest
 
-from koos.api.constants import LABEL_ATTEMPT, LABEL_ITEM, LABEL_STEP
-from koos.api.execution import ExecutionSpec, ExecutionStatus, StepStatus
+from koos.api.constants import (
+    ANNOTATION_CANCEL,
+    ANNOTATION_COMMANDS_CONSUMED,
+    ANNOTATION_CONTINUE,
+    ANNOTATION_RERUN_FROM,
+    ANNOTATION_RETRY,
+    ANNOTATION_SKIP,
+    LABEL_ATTEMPT,
+    LABEL_ITEM,
+    LABEL_STEP,
+)
+from koos.api.execution import ExecutionStatus, StepStatus
 from koos.api.template import TemplateSpec
 from koos.engine.execution import plan
-from koos.engine.facts import ExecutionSnapshot, JobFacts, Plan, TemplateFacts
+from koos.engine.facts import ExecutionSnapshot, JobFacts, Plan
 from koos.engine.index_set import format_ranges, parse_ranges
-from koos.engine.loop import continue_step, retry_failed_items
 from koos.engine.loop_settings import MAX_ITEMS
 from koos.engine.template import validate_template
+
+from .snapshots import execution_snapshot
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 STATUS_BOUND = 256 * 1024
@@ -58,16 +69,11 @@ def snapshot(
     spec: TemplateSpec | None = None,
     status: ExecutionStatus | None = None,
     jobs: dict[str, JobFacts] | None = None,
+    mode: str = "Automatic",
+    annotations: dict[str, str] | None = None,
 ) -> ExecutionSnapshot:
-    return ExecutionSnapshot(
-        name="demo",
-        namespace="ops",
-        uid="exe-uid",
-        generation=1,
-        spec=ExecutionSpec.model_validate({"templateRef": {"name": "tpl"}}),
-        status=status or ExecutionStatus(),
-        template=None if spec is None else TemplateFacts("tpl", "tpl-uid", 1, spec),
-        jobs=jobs or {},
+    return execution_snapshot(
+        spec=spec, status=status, jobs=jobs, mode=mode, annotations=annotations
     )
 
 
@@ -93,13 +99,23 @@ class World:
     plans: list[Plan] = field(default_factory=list)
     max_live: int = 0
     max_size: int = 0
+    mode: str = "Automatic"
+    annotations: dict[str, str] = field(default_factory=dict)  # the Execution's, as written
 
     def step(self, end_jobs: bool = True) -> Plan:
         """One pass, then (when `end_jobs`) every live Job ends as `outcome` says."""
         first = self.status.template is None
-        result = plan(snapshot(self.spec if first else None, self.status, self.jobs), self.now)
+        result = plan(
+            snapshot(
+                self.spec if first else None, self.status, self.jobs, self.mode, self.annotations
+            ),
+            self.now,
+        )
         self.plans.append(result)
         self.status = result.status
+        for key in result.consume_annotations:
+            self.annotations.pop(key, None)
+        self.annotations.update(result.set_annotations)
         self.max_size = max(self.max_size, size(self.status))
         for name in (*result.delete_jobs, *result.release_jobs):
             self.jobs.pop(name, None)
@@ -306,7 +322,7 @@ def test_pause_after_the_first_batch_waits_for_continue_then_runs_the_rest() -> 
     assert sorted(i for i, _ in world.started) == [0, 1]
     world.step()
     assert not world.plans[-1].create_jobs  # still waiting
-    world.status = continue_step(world.status, "each")
+    world.annotations[ANNOTATION_CONTINUE] = "each"
     status = world.run()
     assert status.phase == "Succeeded", status.message
     # Batches run one after the other, and AfterFirstBatch pauses once.
@@ -324,7 +340,7 @@ def test_every_batch_pauses_at_each_boundary_but_not_after_the_last() -> None:
         if status.phase != "Waiting":
             break
         pauses += 1
-        world.status = continue_step(world.status, "each")
+        world.annotations[ANNOTATION_CONTINUE] = "each"
     assert status.phase == "Succeeded"
     assert pauses == 2
 
@@ -407,22 +423,334 @@ def test_ended_jobs_of_items_the_status_records_are_released_again_after_a_crash
     assert not again.create_jobs
 
 
-def test_retry_failed_items_runs_only_them_again_in_a_new_round() -> None:
-    world = World(template({"items": list(range(4)), "concurrency": 4}), failing(1, 3))
-    status = world.run()
-    assert record(status).reason == "TooManyErrors"
-    retried = retry_failed_items(record(status))
-    assert retried.phase == "Running" and retried.loop is not None
-    assert retried.loop.failed_indexes is None and retried.loop.round == 1
-    steps = [retried if s.name == "each" else s for s in status.steps or []]
-    world.status = status.model_copy(
-        update={"steps": steps, "phase": "Running", "completion_time": None}
+# --- Modes and run commands on loop steps (koos.engine.command) --------------------------
+
+
+def events(world: World) -> list[tuple[str, str]]:
+    """The command Events of the passes so far: (reason, message)."""
+    return [
+        (p.command_event.reason, p.command_event.message)
+        for p in world.plans
+        if p.command_event is not None
+    ]
+
+
+def flaky(bad: int, until: int) -> Outcome:
+    """Item `bad` fails until its attempt `until`; every other Job succeeds."""
+
+    def outcome(index: int, attempt: int) -> tuple[bool, str]:
+        return (True, "") if index != bad or attempt >= until else (False, "flaky")
+
+    return outcome
+
+
+def after_loop() -> dict[str, Any]:
+    return {"name": "after", "run": {"image": "busybox", "script": "true"}}
+
+
+def test_debug_pauses_before_a_loop_step_then_continue_resumes_it_and_its_batches() -> None:
+    world = World(
+        template(
+            {"items": list(range(4)), "concurrency": 2, "batchSize": 2, "pause": "EveryBatch"}
+        ),
+        mode="Debug",
     )
+    status = world.run()
+    step = record(status)
+    assert (step.phase, step.awaiting_continue, step.loop) == ("Pending", True, None)
+    assert (status.phase, status.conditions and status.conditions[0].reason) == (
+        "Waiting",
+        "AwaitingContinue",
+    )
+    assert status.message == (
+        "Step each waits to start (mode Debug): kubectl annotate exe demo koos.io/continue=each."
+    )
+    assert world.started == []
+    world.annotations[ANNOTATION_CONTINUE] = "each"
+    status = world.run()
+    # The same command resumes the loop at its batch boundary.
+    assert status.phase == "Waiting" and sorted(world.started) == [(0, 1), (1, 1)]
+    assert status.message == (
+        "Step each paused after batch 1 of its items: kubectl annotate exe demo "
+        "koos.io/continue=each."
+    )
+    world.annotations[ANNOTATION_CONTINUE] = "each"
+    status = world.run()
+    assert status.phase == "Succeeded", status.message
+    assert status.commands_applied == 2
+    assert [r for r, _ in events(world)] == ["CommandContinue", "CommandContinue"]
+
+
+def test_continue_at_a_batch_boundary_is_consumed_once_and_a_leftover_does_not_skip_a_pause() -> (
+    None
+):
+    world = World(
+        template({"items": list(range(6)), "concurrency": 2, "batchSize": 2, "pause": "EveryBatch"})
+    )
+    world.run()
+    world.annotations[ANNOTATION_CONTINUE] = "each"
+    world.step(end_jobs=False)  # continue applied: batch 2 starts
+    assert world.status.commands_applied == 1
+    assert world.annotations == {ANNOTATION_COMMANDS_CONSUMED: "1"}
+    # The removal did not land (the operator died after the status write): the command is
+    # still there, with the count of the commands consumed behind the status.
+    world.annotations = {ANNOTATION_CONTINUE: "each", ANNOTATION_COMMANDS_CONSUMED: "0"}
+    status = world.run()
+    assert ANNOTATION_CONTINUE not in world.annotations
+    assert status.phase == "Waiting" and record(status).loop is not None
+    assert record(status).awaiting_continue is True  # batch 3 waits: nothing was skipped
+    assert sorted(i for i, _ in world.started) == [0, 1, 2, 3]
+    assert status.commands_applied == 1
+
+
+def test_a_lost_status_write_after_continue_applies_it_again_and_adopts_the_jobs() -> None:
+    world = World(
+        template({"items": list(range(4)), "concurrency": 2, "batchSize": 2, "pause": "EveryBatch"})
+    )
+    paused = world.run()
+    annotations = {ANNOTATION_CONTINUE: "each"}
+    first = plan(snapshot(None, paused, {}, "Automatic", annotations), world.now)
+    assert sorted(j["metadata"]["name"] for j in first.create_jobs) == [
+        "demo-each-2-1",
+        "demo-each-3-1",
+    ]
+    # The Jobs were created, the status write was lost: the same pass again.
+    jobs = {
+        m["metadata"]["name"]: JobFacts(
+            name=m["metadata"]["name"], phase="Active", uid="u", step="each", index=i, attempt=1
+        )
+        for i, m in zip((2, 3), first.create_jobs, strict=True)
+    }
+    again = plan(snapshot(None, paused, jobs, "Automatic", annotations), world.now)
+    assert not again.create_jobs
+    assert again.status.commands_applied == 1
+    loop = record(again.status).loop
+    assert loop is not None and [e.index for e in loop.active or []] == [2, 3]
+
+
+def test_failure_pause_holds_a_failed_loop_step_and_retry_runs_only_its_failed_items() -> None:
+    world = World(
+        template({"items": list(range(4)), "concurrency": 4}, after_loop()),
+        failing(1, 3),
+        mode="FailurePause",
+    )
+    status = world.run()
+    step = record(status)
+    assert (step.phase, step.reason) == ("Running", "AwaitingFailureDecision")
+    assert "TooManyErrors" in (step.message or "")
+    assert record(status, "after").phase == "Pending"
+    assert status.phase == "Waiting"
+    assert status.conditions and status.conditions[0].reason == "AwaitingFailureDecision"
+    assert "koos.io/retry=each" in (status.message or "")
+    world.annotations[ANNOTATION_RETRY] = "each"
     world.outcome = ok
     world.started.clear()
     status = world.run()
     assert status.phase == "Succeeded", status.message
-    assert sorted(world.started) == [(1, 2), (3, 2)]  # attempt numbers go on: new Job names
+    assert sorted(world.started) == [(1, 2), (3, 2)]  # only them, under new Job names
+    step = record(status)
+    assert step.loop is not None and (step.loop.round, step.attempt) == (1, 2)
+    assert (step.loop.succeeded, step.loop.failed) == (4, 0)
+    assert events(world) == [
+        (
+            "CommandRetry",
+            "koos.io/retry=each from an unverified sender (no admission webhook): "
+            "step each runs its 2 failed items again",
+        )
+    ]
+
+
+def test_a_loop_retried_twice_never_reuses_an_attempt_number() -> None:
+    world = World(
+        template(
+            {"items": list(range(3)), "concurrency": 3}, retries={"limit": 1, "backoff": "1s"}
+        ),
+        flaky(2, until=5),
+        mode="FailurePause",
+    )
+    for _ in range(2):
+        status = world.run()
+        assert record(status).reason == "AwaitingFailureDecision"
+        world.annotations[ANNOTATION_RETRY] = "each"
+    status = world.run()
+    assert status.phase == "Succeeded", status.message
+    # Round r uses attempts 2r+1 and 2r+2 (one retry per item).
+    assert [a for i, a in world.started if i == 2] == [1, 2, 3, 4, 5]
+    assert len(world.started) == len(set(world.started))
+
+
+def held_loop() -> World:
+    """A FailurePause run held by its loop step (item 0 failed), a step waiting after it."""
+    world = World(
+        template({"items": list(range(2)), "concurrency": 2}, after_loop()),
+        failing(0),
+        mode="FailurePause",
+    )
+    assert record(world.run()).reason == "AwaitingFailureDecision"
+    return world
+
+
+def test_skip_of_a_held_loop_step_marks_it_skipped_and_the_run_goes_on() -> None:
+    world = held_loop()
+    world.annotations[ANNOTATION_SKIP] = "each"
+    status = world.run()
+    assert status.phase == "Succeeded", status.message
+    assert (record(status).phase, record(status).reason) == ("Skipped", "SkippedByCommand")
+    assert record(status, "after").phase == "Succeeded"
+
+
+def test_cancel_of_a_held_loop_step_fails_it_and_cancels_the_run() -> None:
+    world = held_loop()
+    world.annotations[ANNOTATION_CANCEL] = "true"
+    status = world.run()
+    assert status.phase == "Cancelled"
+    assert record(status).phase == "Failed"
+    assert record(status, "after").phase == "Cancelled"
+
+
+def test_retry_of_a_loop_that_failed_without_failed_items_starts_it_again_from_scratch() -> None:
+    big = json.dumps({"text": "x" * 3000})
+    world = World(
+        template({"items": list(range(40)), "concurrency": 4}),
+        lambda i, a: (True, big),
+        mode="FailurePause",
+    )
+    status = world.run()
+    assert "OutputsTooLarge" in (record(status).message or "")
+    first = set(world.started)
+    world.annotations[ANNOTATION_RETRY] = "each"
+    world.outcome = lambda i, a: (True, json.dumps({"n": i}))
+    world.started.clear()
+    status = world.run()
+    assert status.phase == "Succeeded", status.message
+    assert sorted(world.started) == [(i, 2) for i in range(40)]
+    assert not first & set(world.started)
+    assert record(status).outputs == {"n": list(range(40))}
+
+
+@pytest.mark.parametrize("start", ["before", "each"])
+def test_rerun_from_a_loop_step_or_before_it_runs_every_item_again_under_new_job_names(
+    start: str,
+) -> None:
+    before = {"name": "before", "run": {"image": "busybox", "script": "true"}}
+    spec = TemplateSpec.model_validate(
+        {
+            "steps": [
+                before,
+                {
+                    "name": "each",
+                    "loop": {"items": list(range(3)), "concurrency": 3},
+                    "run": {"image": "busybox", "script": "true"},
+                    "retries": {"limit": 2, "backoff": "1s"},
+                },
+            ]
+        }
+    )
+    # Item 1 succeeds on its third attempt: the first run uses attempts 1 to 3.
+    world = World(spec, flaky(1, until=3))
+    status = world.run()
+    assert status.phase == "Succeeded", status.message
+    # Ended Jobs of the first run still exist (their deletes have not landed).
+    old = {
+        f"demo-each-{i}-{a}": JobFacts(
+            name=f"demo-each-{i}-{a}", phase="Succeeded", uid="u", step="each", index=i, attempt=a
+        )
+        for i, a in world.started
+    }
+    world.jobs.update(old)
+    world.annotations[ANNOTATION_RERUN_FROM] = start
+    world.started.clear()
+    world.outcome = ok
+    status = world.run()
+    assert status.phase == "Succeeded", status.message
+    assert status.attempt == 2
+    assert sorted(world.started) == [(0, 4), (1, 4), (2, 4)]  # past every earlier attempt
+    assert not {f"demo-each-{i}-{a}" for i, a in world.started} & set(old)
+    assert set(old) <= {n for p in world.plans for n in p.release_jobs}  # released, not adopted
+    step = record(status)
+    assert step.loop is not None and (step.loop.round, step.loop.succeeded) == (1, 3)
+
+
+def test_a_launch_that_fails_a_held_loop_step_starts_nothing_more_and_keeps_the_reason() -> None:
+    """Items rendered anew to launch one no longer match the list the loop started with (its
+    source step's record was changed): the step fails, and FailurePause holds it, saying why;
+    no further item starts in that pass."""
+    pick = {"name": "pick", "run": {"image": "busybox", "script": "true"}}
+    spec = TemplateSpec.model_validate(
+        {
+            "steps": [
+                pick,
+                {
+                    "name": "each",
+                    "dependsOn": ["pick"],
+                    "loop": {"items": "{{ steps.pick.outputs.hosts }}", "concurrency": 2},
+                    "run": {"image": "busybox", "script": "true"},
+                },
+            ]
+        }
+    )
+    world = World(
+        spec,
+        lambda i, a: (True, json.dumps({"hosts": [1, 2, 3, 4]} if i < 0 else {})),
+        mode="FailurePause",
+    )
+    while not world.status.steps or record(world.status, "each").phase != "Running":
+        world.step()
+    steps = [
+        s.model_copy(update={"outputs": {"hosts": [1, 2]}}) if s.name == "pick" else s
+        for s in world.status.steps or []
+    ]
+    world.status = world.status.model_copy(update={"steps": steps})
+    result = world.step()
+    step = record(result.status, "each")
+    assert (step.phase, step.reason) == ("Running", "AwaitingFailureDecision")
+    assert "no longer renders to the 4 items" in (step.message or "")
+    assert not result.create_jobs
+    assert result.status.phase == "Waiting"
+
+
+@pytest.mark.parametrize(
+    ("mode", "key", "value", "why"),
+    [
+        ("Automatic", ANNOTATION_CONTINUE, "nope", "has no step 'nope'"),
+        ("Automatic", ANNOTATION_CONTINUE, "each", "step each is not waiting for continue"),
+        ("Automatic", ANNOTATION_RETRY, "each", "apply in mode FailurePause"),
+        ("FailurePause", ANNOTATION_RETRY, "each", "step each has not failed"),
+        ("FailurePause", ANNOTATION_SKIP, "each", "step each has not failed"),
+        ("Automatic", ANNOTATION_RERUN_FROM, "each", "rerun-from applies to a finished run"),
+    ],
+)
+def test_a_command_on_a_running_loop_that_does_not_apply_is_refused_and_changes_nothing(
+    mode: str, key: str, value: str, why: str
+) -> None:
+    world = World(template({"items": list(range(4)), "concurrency": 2}), mode=mode)
+    world.step()
+    running = world.status
+    world.annotations[key] = value
+    result = world.step()
+    assert result.command_event is not None and result.command_event.reason == "CommandRefused"
+    assert why in result.command_event.message, result.command_event.message
+    assert key not in world.annotations
+    assert not result.status.commands_applied
+    loop = record(result.status).loop
+    assert loop is not None and loop.round == 0 and record(running).attempt == 1
+    assert world.run().phase == "Succeeded"
+
+
+def test_a_continue_sent_twice_applies_once() -> None:
+    world = World(
+        template(
+            {"items": list(range(4)), "concurrency": 2, "batchSize": 2, "pause": "AfterFirstBatch"}
+        )
+    )
+    world.run()
+    world.annotations[ANNOTATION_CONTINUE] = "each"
+    world.step()
+    world.annotations[ANNOTATION_CONTINUE] = "each"  # sent again, after it was consumed
+    result = world.step()
+    assert result.command_event is not None and result.command_event.reason == "CommandRefused"
+    assert world.run().phase == "Succeeded"
+    assert world.status.commands_applied == 1
 
 
 # --- Bad input ----------------------------------------------------------------------------

@@ -147,10 +147,20 @@ def test_a_due_fire_creates_its_execution() -> None:
                     }
                 ],
             },
-            "spec": {"templateRef": {"name": "tpl"}, "parameters": {"level": "deep"}},
+            "spec": {
+                "templateRef": {"name": "tpl"},
+                "parameters": {"level": "deep"},
+                "mode": "Automatic",
+            },
         },
     )
     assert int(at(10).timestamp()) // 60 == 28928170
+
+
+def test_the_execution_template_passes_the_mode_through() -> None:
+    debug = spec(executionTemplate={"spec": {**TEMPLATE["spec"], "mode": "Debug"}})
+    (created,) = plan(debug, at(10, 3)).create
+    assert created["spec"]["mode"] == "Debug"
 
 
 def test_status_after_a_fire() -> None:
@@ -581,6 +591,12 @@ INVALID = [
     pytest.param(meta(annotations={"koos.io/cancel": "y"}), [],
                  "metadata.annotations[koos.io/cancel]: koos.io/cancel is set by koos",
                  id="reserved-annotation"),
+    pytest.param(meta(annotations={"koos.io/rerun-from": "s0"}), [],
+                 "metadata.annotations[koos.io/rerun-from]: koos.io/rerun-from is set by koos",
+                 id="no-command-smuggled"),
+    pytest.param(meta(annotations={"koos.io/continue-by": "alice"}), [],
+                 "metadata.annotations[koos.io/continue-by]: koos.io/continue-by is set by koos",
+                 id="no-sender-forged"),
     pytest.param(meta(labels={"team": "a b"}), [], "labels[team]: 'a b' is not a valid label value",
                  id="label-value"),
     pytest.param(meta(labels={"-team": "a"}), [], "labels[-team]: is not a valid key",
