@@ -1,4 +1,6 @@
-"""Fixtures shared by every test: a sandbox API server and the real kubectl pointed at it."""
+"""Fixtures shared by every test: a sandbox API server and the real kubectl pointed at it, and
+the real control plane (`realplane`), started once per session by whichever test needs it
+first (tests/realplane, or tests/sandbox on `KOOS_GROUND=real|both`)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,14 @@ from koos_sandbox.app import Sandbox, SandboxThread
 from koos_sandbox.testing import Kubectl, kubectl_binary
 
 # Which grounds the session runs on (KOOS_GROUND), said in its header and summary.
-from .ground.policy import pytest_report_header, pytest_sessionstart, pytest_terminal_summary
+from .ground.policy import (
+    GROUND_ENV,
+    grounds,
+    pytest_report_header,
+    pytest_sessionstart,
+    pytest_terminal_summary,
+)
+from .ground.realplane import GroundError, RealPlane, missing
 
 __all__ = ["pytest_report_header", "pytest_sessionstart", "pytest_terminal_summary"]
 
@@ -52,3 +61,26 @@ async def asandbox() -> AsyncIterator[Sandbox]:
         yield sandbox
     finally:
         await sandbox.stop()
+
+
+@pytest.fixture(scope="session")
+def realplane() -> Iterator[RealPlane]:
+    if "real" not in grounds():
+        pytest.skip(f"the real ground is not chosen: {GROUND_ENV}=real or both runs it")
+    reason = missing()
+    if reason:
+        pytest.skip(f"real ground not available: {reason}")
+    ground = RealPlane()
+    try:
+        ground.start()
+    except GroundError as error:
+        pytest.fail(f"the real ground did not start: {error}")
+    try:
+        yield ground
+    finally:
+        pids = ground.pids()
+        ground.stop()
+    # The budget: the real-ground suite leaves no process behind.
+    left = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+    assert not left, f"processes of the ground left running after stop(): {left}"
+    assert not ground.dir.exists(), f"{ground.dir} left after stop()"

@@ -557,21 +557,7 @@ class RealPlane:
         """One API call as `user`; returns (status, decoded JSON body or text). A PATCH
         names its kind in `content_type` (e.g. application/merge-patch+json)."""
         token = self.admin_token if user == "admin" else self.user_tokens[user]
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Authorization", f"Bearer {token}")
-        request.add_header("Accept", "application/json")
-        if data is not None:
-            request.add_header("Content-Type", content_type)
-        try:
-            with urllib.request.urlopen(request, context=self.ssl_context(), timeout=10) as reply:
-                status, raw = reply.status, reply.read()
-        except urllib.error.HTTPError as error:
-            status, raw = error.code, error.read()
-        try:
-            return status, json.loads(raw)
-        except ValueError:
-            return status, raw.decode(errors="replace")
+        return api_call(self.url, token, self.ca_pem, method, path, body, content_type, 10)
 
     def rss_kib(self) -> dict[str, int]:
         """Resident memory of each process now, in KiB."""
@@ -627,6 +613,36 @@ class RealPlane:
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, 0.25)
+
+
+def api_call(
+    url: str,
+    token: str,
+    ca_pem: bytes,
+    method: str,
+    path: str,
+    body: Any = None,
+    content_type: str = "application/json",
+    timeout: float = 10,
+) -> tuple[int, Any]:
+    """One API call with a bearer token to a server `ca_pem` signs; `body` is sent as JSON
+    unless it is bytes. Returns (status, decoded JSON body or text)."""
+    data = None if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url + path, data=data, method=method)
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Accept", "application/json")
+    if data is not None:
+        request.add_header("Content-Type", content_type)
+    context = ssl.create_default_context(cadata=ca_pem.decode())
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=timeout) as reply:
+            status, raw = reply.status, reply.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:

@@ -1,7 +1,8 @@
 """The real test ground for a test session: etcd, kube-apiserver and kube-controller-manager.
 
-`realplane` starts the ground once per session (tests/ground/realplane.py) and stops it at the
-end; when the binaries are not built (`make controlplane`) every test here skips, saying why.
+`realplane` (tests/conftest.py) starts the ground once per session (tests/ground/realplane.py)
+and stops it at the end; when the binaries are not built (`make controlplane`) every test here
+skips, saying why.
 Tests isolate themselves by namespace (`namespace`) and call the real kubectl (`kubectl`).
 """
 
@@ -18,8 +19,7 @@ import pytest
 
 from koos_sandbox.testing import kubectl_binary
 
-from ..ground.policy import GROUND_ENV, grounds
-from ..ground.realplane import GroundError, RealPlane, missing
+from ..ground.realplane import RealPlane
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -27,29 +27,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.realplane)
-
-
-@pytest.fixture(scope="session")
-def realplane() -> Iterator[RealPlane]:
-    if "real" not in grounds():
-        pytest.skip(f"the real ground is not chosen: {GROUND_ENV}=real or both runs it")
-    reason = missing()
-    if reason:
-        pytest.skip(f"real ground not available: {reason}")
-    ground = RealPlane()
-    try:
-        ground.start()
-    except GroundError as error:
-        pytest.fail(f"the real ground did not start: {error}")
-    try:
-        yield ground
-    finally:
-        pids = ground.pids()
-        ground.stop()
-    # The budget: the real-ground suite leaves no process behind.
-    left = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
-    assert not left, f"processes of the ground left running after stop(): {left}"
-    assert not ground.dir.exists(), f"{ground.dir} left after stop()"
 
 
 @dataclass
