@@ -1,4 +1,6 @@
-"""Fixtures shared by every test: a sandbox API server and the real kubectl pointed at it."""
+"""Fixtures shared by every test: a sandbox API server and the real kubectl pointed at it, and
+the real control plane (`realplane`), started once per session by whichever test needs it
+first (tests/realplane, or tests/sandbox on `KOOS_GROUND=real|both`)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,15 @@ from koos_sandbox.app import Sandbox, SandboxThread
 from koos_sandbox.testing import Kubectl, kubectl_binary
 
 # Which grounds the session runs on (KOOS_GROUND), said in its header and summary.
-from .ground.policy import pytest_report_header, pytest_sessionstart, pytest_terminal_summary
+from .ground.policy import (
+    GROUND_ENV,
+    grounds,
+    pytest_report_header,
+    pytest_sessionstart,
+    pytest_terminal_summary,
+)
+from .ground.realplane import RealPlane
+from .ground.session import session_ground
 
 __all__ = ["pytest_report_header", "pytest_sessionstart", "pytest_terminal_summary"]
 
@@ -52,3 +62,12 @@ async def asandbox() -> AsyncIterator[Sandbox]:
         yield sandbox
     finally:
         await sandbox.stop()
+
+
+@pytest.fixture(scope="session")
+def realplane() -> Iterator[RealPlane]:
+    if "real" not in grounds():
+        pytest.skip(f"the real ground is not chosen: {GROUND_ENV}=real or both runs it")
+    ground = RealPlane()
+    with session_ground(ground, lambda: set(ground.pids()), lambda: ground.dir):
+        yield ground

@@ -35,13 +35,14 @@ def _sandbox(args: argparse.Namespace) -> int:
             users=_parse_users(args.user),
             seed=args.seed,
         )
-        await sandbox.start()
-        sandbox.write_kubeconfig(args.kubeconfig)
-        print(f"koos-sandbox ready at {sandbox.url} (kubeconfig: {args.kubeconfig})", flush=True)
+        # Signals are handled before "ready" is said: a caller may stop it at once after.
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        await sandbox.start()
+        sandbox.write_kubeconfig(args.kubeconfig)
+        print(f"koos-sandbox ready at {sandbox.url} (kubeconfig: {args.kubeconfig})", flush=True)
         await stop.wait()
         await sandbox.stop()
         print("koos-sandbox stopped", flush=True)

@@ -36,10 +36,11 @@ Refusals, worded as the apiserver words them:
 Not emulated (documented choices): `matchPolicy: Equivalent` is treated as Exact (a rule
 naming only another served version of a resource does not match, and no conversion is done);
 `reinvocationPolicy: IfNeeded` never re-invokes; `clientConfig.service` cannot be reached
-from the sandbox and is a call failure (the failure policy decides); audit annotations are
-dropped. The configurations are not validated when stored (the write
-path trusts built-in kinds), so values a v1 apiserver refuses (`sideEffects: Some`,
-`timeoutSeconds: 60`, http URLs) are accepted here; `timeoutSeconds` is clamped to 1..30.
+from the sandbox and is a call failure (the failure policy decides; a Service that does not
+exist fails as kube-apiserver's resolver words it); audit annotations are dropped. The
+configurations are checked when stored as `admission_validate` says (https URLs,
+`sideEffects`, `timeoutSeconds`, matchConditions that compile); the rest of their validation
+is not emulated.
 
 The review is sent as the first of `admissionReviewVersions` the sandbox knows (v1, v1beta1;
 v1 when unset). For a Namespace object, `request.namespace` is the Namespace's own name, as
@@ -284,6 +285,13 @@ class WebhookAdmission:
             path = service.get("path") or ""
             host = f"{name}.{namespace}.svc"
             full = f"https://{host}:{port}{path}?{query}"
+            services = self.registry.find("", "v1", "services")
+            if services is None or self.store.find(services, namespace, name) is None:
+                # The apiserver's service resolver looks the Service up first.
+                raise CallFailed(
+                    f"failed to call webhook: Post {json_quote(full)}: "
+                    f"service {json_quote(name)} not found"
+                )
             raise CallFailed(
                 f"failed to call webhook: Post {json_quote(full)}: dial tcp: lookup {host}: no "
                 "such host (the sandbox cannot reach clientConfig.service; use "

@@ -45,6 +45,12 @@ def _compiled(expression: str) -> Any:
         return error
 
 
+def compile_error(expression: str) -> str | None:
+    """Why an expression does not compile, or None when it does."""
+    program = _compiled(expression)
+    return str(program) if isinstance(program, Exception) else None
+
+
 def _evaluate(expression: str, variables: dict[str, Any]) -> bool | str:
     """True/False, or the text of the error (compiling, evaluating, or not a bool)."""
     program = _compiled(expression)

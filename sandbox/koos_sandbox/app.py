@@ -76,6 +76,7 @@ class Sandbox:
         self._tasks: list[asyncio.Task[None]] = []
         self.url = ""
         self.certificates: Certificates = make_certificates((host, "localhost"))
+        writes.root_ca = self.certificates.ca_pem.decode()
 
     # ---- conveniences for tests ----------------------------------------------------------
 

@@ -185,14 +185,14 @@ def _mine(entry: Obj, manager: str, operation: str, subresource: str) -> bool:
 
 
 def _describe(entry: Obj) -> str:
-    """printManager: the name, its subresource, and for an Update its version and time."""
+    """printManager: the name, its subresource, and for an Update its version. The manager
+    identifier it prints never holds the time (BuildManagerIdentifier leaves it out), so
+    kube-apiserver never says "at <time>" either."""
     text = json.dumps(entry["manager"])
     if entry.get("subresource"):
         text += f" with subresource {json.dumps(entry['subresource'])}"
     if entry["operation"] == "Update":
         text += f" using {entry.get('apiVersion', '')}"
-        if entry.get("time"):
-            text += f" at {entry['time']}"
     return text
 
 

@@ -86,14 +86,14 @@ MAX_CONFIG_DATA_BYTES = 1024 * 1024  # corev1.MaxSecretSize: ConfigMaps and Secr
 
 
 def config_data_causes(kind: str, obj: Any) -> list[tuple[str, str]]:
-    """ValidateConfigMap / ValidateSecret: keys and (decoded) values of `data` (and
-    `binaryData`) together at most 1 MiB."""
+    """ValidateConfigMap / ValidateSecret: the (decoded) values of `data` (and `binaryData`)
+    together at most 1 MiB; keys do not count. A ConfigMap's error is about the whole
+    object (field "", printed `[]`), a Secret's about `data`."""
     fields = ("data", "binaryData") if kind == "ConfigMap" else ("data",)
     total = 0
     for name in fields:
         data = obj.get(name) if isinstance(obj, dict) else None
-        for key, value in (data or {}).items() if isinstance(data, dict) else ():
-            total += len(str(key).encode())
+        for value in (data or {}).values() if isinstance(data, dict) else ():
             text = str(value)
             if kind == "Secret" or name == "binaryData":
                 total += len(text) * 3 // 4 - text[-2:].count("=")  # base64 → bytes
@@ -101,7 +101,8 @@ def config_data_causes(kind: str, obj: Any) -> list[tuple[str, str]]:
                 total += len(text.encode())
     if total > MAX_CONFIG_DATA_BYTES:
         limit = MAX_CONFIG_DATA_BYTES
-        return [("data", f"Too long: may not be more than {limit} bytes")]
+        field = "[]" if kind == "ConfigMap" else "data"
+        return [(field, f"Too long: may not be more than {limit} bytes")]
     return []
 
 

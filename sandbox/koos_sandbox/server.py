@@ -27,6 +27,7 @@ from koos_sandbox.protobuf import decode_object, is_protobuf
 from koos_sandbox.registry import ResourceType
 from koos_sandbox.requestctx import request_warnings, reset_request_warnings
 from koos_sandbox.state import State
+from koos_sandbox.write_check import check_custom_kind
 from koos_sandbox.writes import WriteOptions
 
 NAMESPACE_SUBRESOURCES = ("status", "finalize")
@@ -280,6 +281,8 @@ class Server:
         if verb == "deletecollection":
             return json_response(await reads.delete_collection(state, user, rt, target, request))
         body = await _read_json(request)
+        if verb in ("create", "update"):
+            check_custom_kind(rt, body, await request.read())
         if verb == "create":
             if target.name:
                 raise errors.method_not_allowed()

@@ -2,7 +2,9 @@
 and the ServiceAccount admission plugin.
 
 - kube-controller-manager's serviceaccounts controller gives every new namespace a
-  ServiceAccount named `default`; the sandbox creates it in the same turn as the namespace.
+  ServiceAccount named `default`, and its root-ca-cert-publisher the ConfigMap
+  `kube-root-ca.crt` (the CA that projected service-account volumes trust); the sandbox
+  creates both in the same turn as the namespace.
 - The ServiceAccount admission plugin names `default` in a Pod that names none and refuses a
   Pod whose ServiceAccount does not exist, with kube-apiserver's 403:
   `pods "<name or generateName>" is forbidden: error looking up service account
@@ -20,6 +22,13 @@ from koos_sandbox.store import Obj, Store
 
 DEFAULT = "default"
 MIRROR = "kubernetes.io/config.mirror"
+ROOT_CA = "kube-root-ca.crt"
+ROOT_CA_NOTE = "kubernetes.io/description"
+ROOT_CA_TEXT = (
+    "Contains a CA bundle that can be used to verify the kube-apiserver when using internal "
+    "endpoints such as the internal service IP or kubernetes.default.svc. No other usage is "
+    "guaranteed across distributions of Kubernetes clusters."
+)
 
 
 def sa_type(registry: Registry) -> ResourceType:
@@ -32,6 +41,16 @@ def ensure_default(store: Store, rt: ResourceType, namespace: str) -> None:
     """The namespace's `default` ServiceAccount (`rt`: serviceaccounts), created if missing."""
     if store.find(rt, namespace, DEFAULT) is None:
         store.create(rt, namespace, {"metadata": {"name": DEFAULT, "namespace": namespace}})
+
+
+def ensure_root_ca(store: Store, registry: Registry, namespace: str, ca_pem: str) -> None:
+    """The namespace's `kube-root-ca.crt` ConfigMap holding `ca_pem`, created if missing
+    (none without a CA)."""
+    rt = registry.find("", "v1", "configmaps")
+    if not ca_pem or rt is None or store.find(rt, namespace, ROOT_CA) is not None:
+        return
+    meta = {"name": ROOT_CA, "namespace": namespace, "annotations": {ROOT_CA_NOTE: ROOT_CA_TEXT}}
+    store.create(rt, namespace, {"metadata": meta, "data": {"ca.crt": ca_pem}})
 
 
 def admit_pod(store: Store, rt: ResourceType, namespace: str, pod: Obj) -> None:

@@ -12,7 +12,7 @@ import copy
 import re
 from typing import Any
 
-from koos_sandbox import errors, jobspec, limits, schema
+from koos_sandbox import admission_validate, errors, jobspec, limits, schema
 from koos_sandbox.registry import ResourceType
 from koos_sandbox.store import Obj, now_rfc3339
 
@@ -47,6 +47,8 @@ def validation_causes(rt: ResourceType, obj: Obj) -> list[tuple[str, str]]:
         causes.extend(schema.validate(obj, rt.schema))
     if rt.key == ("batch", "jobs"):
         causes.extend(jobspec.validate_job(obj))
+    if rt.group == "admissionregistration.k8s.io" and rt.plural.endswith("webhookconfigurations"):
+        causes.extend(admission_validate.configuration_causes(obj))
     return causes
 
 

@@ -76,6 +76,9 @@ class Writes:
         self.store = store
         self.registry = registry
         self.admission = admission
+        # The CA bundle kube-controller-manager's root-ca-cert-publisher puts into every
+        # namespace as the ConfigMap `kube-root-ca.crt`; none when empty.
+        self.root_ca = ""
         store.listeners.append(self._on_event)
 
     # ---- create ------------------------------------------------------------------------
@@ -139,6 +142,7 @@ class Writes:
         created = self.store.create(rt, namespace, obj, uid=uid)
         if rt.key == ("", "namespaces"):
             serviceaccounts.ensure_default(self.store, serviceaccounts.sa_type(self.registry), name)
+            serviceaccounts.ensure_root_ca(self.store, self.registry, name, self.root_ca)
         if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
             created = self._establish(rt, created)
         return created

@@ -9,7 +9,8 @@ account tokens, a static token file and kubeconfigs, then starts
 - etcd on two free loopback ports (client, peer), without fsync (a test ground loses nothing),
 - kube-apiserver on a free loopback port with `--authorization-mode=Node,RBAC`, the static token
   file, service-account token signing, the default admission plugins (webhooks among them) and
-  aggregated discovery as every kube-apiserver serves it,
+  aggregated discovery as every kube-apiserver serves it, and an audit log of the requests of
+  `AUDITED_GROUPS` (the koos-system ServiceAccounts: the operator as installed),
 - kube-controller-manager with `CONTROLLERS`, each controller as its own service account,
 
 and returns once `/readyz` answers ok, the controller manager's `/healthz` answers ok and the
@@ -82,6 +83,12 @@ CONTROLLERS = (
     "replicaset-controller",
     "clusterrole-aggregation-controller",
 )
+
+
+# Whose requests kube-apiserver records in its audit log (`RealPlane.audit_events()`): the
+# ServiceAccounts of koos-system, where the operator runs as installed (manifests/rbac/
+# operator.yaml), so a test can derive the rights it used from real traffic.
+AUDITED_GROUPS = ("system:serviceaccounts:koos-system",)
 
 
 class GroundError(RuntimeError):
@@ -305,6 +312,7 @@ class RealPlane:
     users: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_USERS))
     controllers: Sequence[str] = CONTROLLERS
     extra_apiserver_args: Sequence[str] = ()
+    audited_groups: Sequence[str] = AUDITED_GROUPS  # empty: no audit log
     start_timeout: float = 120.0
     keep_dir: bool = False  # keep the temporary folder (logs) after stop()
 
@@ -401,6 +409,24 @@ class RealPlane:
         )
         self.timings["etcd"] = time.monotonic() - began
 
+        audit: list[str] = []
+        if self.audited_groups:
+            policy = {
+                "apiVersion": "audit.k8s.io/v1",
+                "kind": "Policy",
+                "omitStages": ["RequestReceived"],
+                "rules": [
+                    {"level": "Metadata", "userGroups": list(self.audited_groups)},
+                    {"level": "None"},
+                ],
+            }
+            (self.dir / "audit-policy.yaml").write_text(yaml.safe_dump(policy))
+            audit = [
+                f"--audit-policy-file={self.dir / 'audit-policy.yaml'}",
+                f"--audit-log-path={self.dir / 'audit.log'}",
+                "--audit-log-mode=blocking",  # written before the response
+            ]
+
         port = free_port()
         self.url = f"https://127.0.0.1:{port}"
         apiserver = self._spawn(
@@ -423,6 +449,7 @@ class RealPlane:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--allow-privileged=true",
                 "--profiling=false",
+                *audit,
                 *self.extra_apiserver_args,
             ],
         )
@@ -520,25 +547,17 @@ class RealPlane:
         return ssl.create_default_context(cadata=self.ca_pem.decode())
 
     def request(
-        self, method: str, path: str, body: Any = None, user: str = "admin"
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        user: str = "admin",
+        content_type: str = "application/json",
     ) -> tuple[int, Any]:
-        """One API call as `user`; returns (status, decoded JSON body or text)."""
+        """One API call as `user`; returns (status, decoded JSON body or text). A PATCH
+        names its kind in `content_type` (e.g. application/merge-patch+json)."""
         token = self.admin_token if user == "admin" else self.user_tokens[user]
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Authorization", f"Bearer {token}")
-        request.add_header("Accept", "application/json")
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(request, context=self.ssl_context(), timeout=10) as reply:
-                status, raw = reply.status, reply.read()
-        except urllib.error.HTTPError as error:
-            status, raw = error.code, error.read()
-        try:
-            return status, json.loads(raw)
-        except ValueError:
-            return status, raw.decode(errors="replace")
+        return api_call(self.url, token, self.ca_pem, method, path, body, content_type, 10)
 
     def rss_kib(self) -> dict[str, int]:
         """Resident memory of each process now, in KiB."""
@@ -546,6 +565,15 @@ class RealPlane:
 
     def pids(self) -> list[int]:
         return [p.popen.pid for p in self._processes]
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        """The audit log's events so far (requests by `audited_groups`, stage
+        ResponseComplete or ResponseStarted, metadata only), oldest first."""
+        try:
+            text = (self.dir / "audit.log").read_text()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
 
     def log(self, name: str) -> Path:
         return self.dir / f"{name}.log"
@@ -585,6 +613,36 @@ class RealPlane:
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, 0.25)
+
+
+def api_call(
+    url: str,
+    token: str,
+    ca_pem: bytes,
+    method: str,
+    path: str,
+    body: Any = None,
+    content_type: str = "application/json",
+    timeout: float = 10,
+) -> tuple[int, Any]:
+    """One API call with a bearer token to a server `ca_pem` signs; `body` is sent as JSON
+    unless it is bytes. Returns (status, decoded JSON body or text)."""
+    data = None if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url + path, data=data, method=method)
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Accept", "application/json")
+    if data is not None:
+        request.add_header("Content-Type", content_type)
+    context = ssl.create_default_context(cadata=ca_pem.decode())
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=timeout) as reply:
+            status, raw = reply.status, reply.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:

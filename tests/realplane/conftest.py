@@ -1,7 +1,8 @@
 """The real test ground for a test session: etcd, kube-apiserver and kube-controller-manager.
 
-`realplane` starts the ground once per session (tests/ground/realplane.py) and stops it at the
-end; when the binaries are not built (`make controlplane`) every test here skips, saying why.
+`realplane` (tests/conftest.py) starts the ground once per session (tests/ground/realplane.py)
+and stops it at the end; when the binaries are not built (`make controlplane`) every test here
+skips, saying why.
 Tests isolate themselves by namespace (`namespace`) and call the real kubectl (`kubectl`).
 """
 
@@ -18,9 +19,7 @@ import pytest
 
 from koos_sandbox.testing import kubectl_binary
 
-from ..ground.policy import GROUND_ENV, grounds
 from ..ground.realplane import RealPlane
-from ..ground.session import session_ground
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -28,15 +27,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.realplane)
-
-
-@pytest.fixture(scope="session")
-def realplane() -> Iterator[RealPlane]:
-    if "real" not in grounds():
-        pytest.skip(f"the real ground is not chosen: {GROUND_ENV}=real or both runs it")
-    ground = RealPlane()
-    with session_ground(ground, lambda: set(ground.pids()), lambda: ground.dir):
-        yield ground
 
 
 @dataclass

@@ -26,11 +26,14 @@ import pytest
 from aiohttp import web
 
 from koos_sandbox.admission import request_warnings, reset_request_warnings
-from koos_sandbox.app import Sandbox
 from koos_sandbox.auth import UserInfo
+from koos_sandbox.testing import async_wait_for
 from koos_sandbox.writes import AdmissionRequest
 
-CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
+from .conftest import Ground, hook_certificate, hook_ssl_context
+
+TEST_LABEL = "koos.io/test"  # on the test's namespaces: webhooks select them only
+PROBE_LABEL = "koos.io/probe"
 MUTATING = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
 VALIDATING = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
 CM_RULE = {
@@ -88,6 +91,7 @@ class HookServer:
 
     url: str = ""
     calls: list[Call] = field(default_factory=list)
+    probes: list[Call] = field(default_factory=list)  # the probes of World.configure
     answers: dict[str, Answer] = field(default_factory=dict)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     ssl_context: ssl.SSLContext | None = None
@@ -98,7 +102,11 @@ class HookServer:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         review = await request.json()
-        self.calls.append(Call(request.path, dict(request.query), review))
+        call = Call(request.path, dict(request.query), review)
+        if request.path.startswith("/probe/"):
+            self.probes.append(call)
+            return web.json_response(allowed(review))
+        self.calls.append(call)
         answer: Answer = self.answers.get(request.path, allowed)
         result = answer(review)
         if inspect.isawaitable(result):
@@ -137,6 +145,7 @@ class Api:
     session: aiohttp.ClientSession
     base: str
     token: str
+    configmaps: str  # the collection path in the test's namespace
 
     async def call(
         self,
@@ -161,57 +170,125 @@ class Api:
         if labels:
             meta["labels"] = labels
         body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"k": "v"}}
-        return await self.call("POST", CONFIGMAPS, body, params=params or None)
+        return await self.call("POST", self.configmaps, body, params=params or None)
 
 
 @dataclass
 class World:
-    sandbox: Sandbox
+    """A ground, a webhook server over HTTPS and the API as the admin and as alice.
+
+    Webhooks select the test's namespaces only (`TEST_LABEL`), unless a test gives a
+    namespaceSelector of its own: a shared real ground has other namespaces and controllers.
+    kube-apiserver loads configurations a moment after they are written, so `configure`
+    returns once a probe webhook it adds to the configuration has been called, and
+    `unconfigure` once that probe is no longer called."""
+
+    ground: Ground
     hooks: HookServer
     admin: Api
     alice: Api
+    ca_bundle: str
+    probe_ns: str
+
+    @property
+    def ns(self) -> str:
+        return self.ground.namespace
+
+    @property
+    def configmaps(self) -> str:
+        return self.admin.configmaps
 
     def webhook(self, name: str, path: str, **fields: Any) -> dict[str, Any]:
         spec: dict[str, Any] = {
             "name": name,
-            "clientConfig": {"url": self.hooks.url + path},
+            "clientConfig": {"url": self.hooks.url + path, "caBundle": self.ca_bundle},
             "rules": [CM_RULE],
+            "namespaceSelector": {"matchLabels": {TEST_LABEL: self.ns}},
             "sideEffects": "None",
             "admissionReviewVersions": ["v1"],
         }
         spec.update(fields)
         return spec
 
-    async def configure(self, kind: str, name: str, *webhooks: dict[str, Any]) -> None:
-        plural = MUTATING if kind == "Mutating" else VALIDATING
+    def down(self, port: int, path: str = "/x") -> dict[str, Any]:
+        """A clientConfig naming a port nobody listens on."""
+        return {"url": f"https://127.0.0.1:{port}{path}", "caBundle": self.ca_bundle}
+
+    async def _probe(self, config: str) -> bool:
+        """Whether a dry-run create in the probe namespace reaches `config`'s probe."""
+        before = len([c for c in self.hooks.probes if c.path == f"/probe/{config}"])
+        path = self.ground.ns_path("configmaps", namespace=self.probe_ns)
+        body = {"metadata": {"generateName": "probe-"}}
+        status, answer = await self.admin.call("POST", path, body, params={"dryRun": "All"})
+        assert status == 201, answer
+        return len([c for c in self.hooks.probes if c.path == f"/probe/{config}"]) > before
+
+    async def post(self, kind: str, name: str, *webhooks: dict[str, Any]) -> tuple[int, Any]:
+        """Store a configuration of these webhooks as the admin, as they are."""
         body = {
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": f"{kind}WebhookConfiguration",
             "metadata": {"name": name},
             "webhooks": list(webhooks),
         }
-        status, answer = await self.admin.call("POST", plural, body)
+        return await self.admin.call("POST", MUTATING if kind == "Mutating" else VALIDATING, body)
+
+    async def configure(self, kind: str, name: str, *webhooks: dict[str, Any]) -> None:
+        probe = {
+            "name": "probe.koos.test",
+            "clientConfig": {"url": f"{self.hooks.url}/probe/{name}", "caBundle": self.ca_bundle},
+            "rules": [{**CM_RULE, "operations": ["CREATE"]}],
+            "namespaceSelector": {"matchLabels": {PROBE_LABEL: self.ns}},
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+        }
+        status, answer = await self.post(kind, name, *webhooks, probe)
         assert status == 201, answer
+        await async_wait_for(lambda: self._probe(name), timeout=30, what=f"{name} in force")
+
+    async def unconfigure(self, kind: str, name: str) -> None:
+        plural = MUTATING if kind == "Mutating" else VALIDATING
+        status, answer = await self.admin.call("DELETE", f"{plural}/{name}")
+        assert status == 200, answer
+
+        async def gone() -> bool:
+            return not await self._probe(name)
+
+        await async_wait_for(gone, timeout=30, what=f"{name} out of force")
 
 
 @pytest.fixture
-async def world() -> AsyncIterator[World]:
-    sandbox = Sandbox(users={"alice": ("sre",)})
-    await sandbox.start()
-    hooks = HookServer()
+async def world(ground: Ground, tmp_path: Path) -> AsyncIterator[World]:
+    ca = hook_certificate()[0]
+    context = hook_ssl_context(tmp_path)
+    # alice may do anything in the test's namespace (the sandbox lets her anyway).
+    ground.grant("alice", "cluster-admin")
+    labels = {"metadata": {"labels": {TEST_LABEL: ground.namespace}}}
+    status, answer = ground.request(
+        "PATCH", f"/api/v1/namespaces/{ground.namespace}", labels,
+        content_type="application/merge-patch+json",
+    )  # fmt: skip
+    assert status == 200, answer
+    probe_ns = f"{ground.namespace}-probe"
+    namespace = {"metadata": {"name": probe_ns, "labels": {PROBE_LABEL: ground.namespace}}}
+    status, answer = ground.request("POST", "/api/v1/namespaces", namespace)
+    assert status == 201, answer
+    hooks = HookServer(ssl_context=context)
     await hooks.start()
     try:
-        connector = aiohttp.TCPConnector(ssl=sandbox.certificates.client_context())
+        connector = aiohttp.TCPConnector(ssl=ground.ssl_context())
         async with aiohttp.ClientSession(connector=connector) as session:
+            configmaps = ground.ns_path("configmaps")
             yield World(
-                sandbox,
+                ground,
                 hooks,
-                Api(session, sandbox.url, sandbox.admin_token),
-                Api(session, sandbox.url, sandbox.user_tokens["alice"]),
+                Api(session, ground.url, ground.admin_token, configmaps),
+                Api(session, ground.url, ground.user_tokens["alice"], configmaps),
+                base64.b64encode(ca).decode(),
+                probe_ns,
             )
     finally:
         await hooks.stop()
-        await sandbox.stop()
 
 
 def closed_port() -> int:
@@ -240,21 +317,21 @@ async def test_review_carries_the_caller_and_the_request(world: World) -> None:
     assert request["requestKind"] == request["kind"]
     assert request["requestResource"] == request["resource"]
     assert "subResource" not in request
-    assert (request["name"], request["namespace"]) == ("one", "default")
+    assert (request["name"], request["namespace"]) == ("one", world.ns)
     assert request["operation"] == "CREATE"
     assert request["userInfo"]["username"] == "alice"
     assert {"sre", "system:authenticated"} <= set(request["userInfo"]["groups"])
     obj = request["object"]
     assert (obj["apiVersion"], obj["kind"]) == ("v1", "ConfigMap")
     assert obj["metadata"]["name"] == "one"
-    assert obj["metadata"]["namespace"] == "default"
+    assert obj["metadata"]["namespace"] == world.ns
     assert obj["data"] == {"k": "v"}
     assert request["oldObject"] is None
     assert request["dryRun"] is False
     assert request["options"] == {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
 
     status, _ = await world.admin.call(
-        "PATCH", f"{CONFIGMAPS}/one", {"data": {"k": "w"}}, content_type=MERGE
+        "PATCH", f"{world.configmaps}/one", {"data": {"k": "w"}}, content_type=MERGE
     )
     assert status == 200
     update = world.hooks.at("/validate")[1].request
@@ -292,7 +369,7 @@ async def test_json_patches_apply_in_configuration_order_before_validation(world
     assert validated["labels"] == {"mutated": "yes"}
     assert validated["annotations"] == {"second": "saw-first"}
     assert created["metadata"]["labels"] == {"mutated": "yes"}
-    status, stored = await world.admin.call("GET", f"{CONFIGMAPS}/one")
+    status, stored = await world.admin.call("GET", f"{world.configmaps}/one")
     assert stored["metadata"]["labels"] == {"mutated": "yes"}
     assert stored["metadata"]["annotations"] == {"second": "saw-first"}
 
@@ -311,7 +388,7 @@ async def test_a_patch_that_does_not_apply_is_an_internal_error(world: World) ->
         "Internal error occurred: replace operation does not apply: doc is missing path: "
         "/metadata/labels/absent: missing value"
     )
-    assert (await world.admin.call("GET", f"{CONFIGMAPS}/one"))[0] == 404
+    assert (await world.admin.call("GET", f"{world.configmaps}/one"))[0] == 404
 
 
 async def test_an_undecodable_patch_follows_the_failure_policy(world: World) -> None:
@@ -359,7 +436,7 @@ async def test_a_denial_answers_the_webhook_status(
     assert answer["code"] == code
     assert answer["message"] == message
     assert answer.get("reason") == reason
-    assert (await world.admin.call("GET", f"{CONFIGMAPS}/one"))[0] == 404
+    assert (await world.admin.call("GET", f"{world.configmaps}/one"))[0] == 404
 
 
 async def test_a_mutating_webhook_can_deny_too(world: World) -> None:
@@ -390,20 +467,23 @@ async def test_object_selector_matches_the_new_or_the_old_object(world: World) -
 
     # UPDATE: the old object still matches although the new one does not.
     unlabel = {"metadata": {"labels": {"watched": None}}}
-    status, _ = await alice.call("PATCH", f"{CONFIGMAPS}/watched", unlabel, content_type=MERGE)
+    status, _ = await alice.call(
+        "PATCH", f"{world.configmaps}/watched", unlabel, content_type=MERGE
+    )
     assert status == 200
     assert calls[-1].request["operation"] == "UPDATE"
     assert not calls[-1].request["object"]["metadata"].get("labels")
     # Neither matches now.
     touch = {"data": {"k": "x"}}
-    status, _ = await alice.call("PATCH", f"{CONFIGMAPS}/watched", touch, content_type=MERGE)
+    status, _ = await alice.call("PATCH", f"{world.configmaps}/watched", touch, content_type=MERGE)
     assert status == 200
     assert len(calls) == 2
 
 
 async def test_namespace_selector_matches_the_namespace_labels(world: World) -> None:
     admin = world.admin
-    namespace = {"metadata": {"name": "team-a", "labels": {"team": "a"}}}
+    team_a, team_c, team_d = (f"{world.ns}-team-{x}" for x in "acd")
+    namespace = {"metadata": {"name": team_a, "labels": {"team": "a"}}}
     assert (await admin.call("POST", "/api/v1/namespaces", namespace))[0] == 201
     ns_rule = {
         "operations": ["CREATE"],
@@ -423,22 +503,22 @@ async def test_namespace_selector_matches_the_namespace_labels(world: World) -> 
     )
     body = {"metadata": {"name": "x"}, "data": {}}
 
-    assert (await world.alice.call("POST", CONFIGMAPS, body))[0] == 201
+    assert (await world.admin.call("POST", world.configmaps, body))[0] == 201
     assert world.hooks.calls == []
-    path = "/api/v1/namespaces/team-a/configmaps"
-    assert (await world.alice.call("POST", path, body))[0] == 201
+    path = f"/api/v1/namespaces/{team_a}/configmaps"
+    assert (await world.admin.call("POST", path, body))[0] == 201
     [call] = world.hooks.calls
-    assert call.request["namespace"] == "team-a"
+    assert call.request["namespace"] == team_a
 
     # A Namespace is matched by its own labels, and is its own namespace in the review.
-    plain = {"metadata": {"name": "team-d"}}
+    plain = {"metadata": {"name": team_d}}
     assert (await admin.call("POST", "/api/v1/namespaces", plain))[0] == 201
     assert len(world.hooks.calls) == 1
-    labelled = {"metadata": {"name": "team-c", "labels": {"team": "a"}}}
+    labelled = {"metadata": {"name": team_c, "labels": {"team": "a"}}}
     assert (await admin.call("POST", "/api/v1/namespaces", labelled))[0] == 201
     last = world.hooks.calls[-1].request
     assert last["kind"]["kind"] == "Namespace"
-    assert (last["name"], last["namespace"]) == ("team-c", "team-c")
+    assert (last["name"], last["namespace"]) == (team_c, team_c)
 
 
 # ---- rules ----------------------------------------------------------------------------------
@@ -451,13 +531,13 @@ async def test_rules_select_operations(world: World) -> None:
     assert (await world.alice.create_cm("one"))[0] == 201
     assert world.hooks.calls == []
     change = {"data": {"k": "w"}}
-    assert (await world.alice.call("PATCH", f"{CONFIGMAPS}/one", change, content_type=MERGE))[
+    assert (await world.alice.call("PATCH", f"{world.configmaps}/one", change, content_type=MERGE))[
         0
     ] == 200
     [call] = world.hooks.calls
     assert call.request["operation"] == "UPDATE"
     assert call.request["oldObject"]["data"] == {"k": "v"}
-    assert (await world.alice.call("DELETE", f"{CONFIGMAPS}/one"))[0] == 200
+    assert (await world.alice.call("DELETE", f"{world.configmaps}/one"))[0] == 200
     assert len(world.hooks.calls) == 1
 
 
@@ -489,7 +569,7 @@ async def test_rules_select_resources_and_subresources(
         # Bound to a node the sandbox's kubelet does not run: nobody else touches it.
         "spec": {"nodeName": "elsewhere", "containers": [{"name": "c", "image": "busybox"}]},
     }
-    pods = "/api/v1/namespaces/default/pods"
+    pods = world.ground.ns_path("pods")
 
     status, created = await world.alice.call("POST", pods, pod)
     assert status == 201, created
@@ -514,7 +594,8 @@ async def test_rules_select_scope(world: World) -> None:
 
     assert (await world.alice.create_cm("one"))[0] == 201
     assert world.hooks.calls == []
-    namespace = {"metadata": {"name": "scoped"}}
+    # A Namespace is matched by its own labels.
+    namespace = {"metadata": {"name": f"{world.ns}-scoped", "labels": {TEST_LABEL: world.ns}}}
     assert (await world.admin.call("POST", "/api/v1/namespaces", namespace))[0] == 201
     assert [c.request["kind"]["kind"] for c in world.hooks.calls] == ["Namespace"]
 
@@ -529,7 +610,7 @@ async def test_failure_policy_when_the_webhook_is_down(
 ) -> None:
     port = closed_port()
     hook = world.webhook("down.koos.test", "/x", failurePolicy=policy)
-    hook["clientConfig"] = {"url": f"http://127.0.0.1:{port}/x"}
+    hook["clientConfig"] = world.down(port)
     await world.configure(kind, "down", hook)
 
     status, answer = await world.alice.create_cm("one")
@@ -539,7 +620,7 @@ async def test_failure_policy_when_the_webhook_is_down(
         return
     reason = (
         f'failed calling webhook "down.koos.test": failed to call webhook: Post '
-        f'"http://127.0.0.1:{port}/x?timeout=10s": dial tcp 127.0.0.1:{port}: connect: '
+        f'"https://127.0.0.1:{port}/x?timeout=10s": dial tcp 127.0.0.1:{port}: connect: '
         "connection refused"
     )
     assert status == 500
@@ -550,7 +631,7 @@ async def test_failure_policy_when_the_webhook_is_down(
 
 async def test_failure_policy_defaults_to_fail(world: World) -> None:
     hook = world.webhook("down.koos.test", "/x")
-    hook["clientConfig"] = {"url": f"http://127.0.0.1:{closed_port()}/x"}
+    hook["clientConfig"] = world.down(closed_port())
     await world.configure("Validating", "down", hook)
     assert (await world.alice.create_cm("one"))[0] == 500
 
@@ -633,7 +714,7 @@ async def test_broken_answers_are_call_failures(world: World, answer: Answer, re
     assert body["message"].startswith(prefix + reason.format(uid=uid))
 
 
-async def test_a_service_client_config_cannot_be_reached(world: World) -> None:
+async def test_a_service_client_config_names_a_service_that_does_not_exist(world: World) -> None:
     hook = world.webhook("svc.koos.test", "/x")
     hook["clientConfig"] = {"service": {"name": "hooks", "namespace": "ops", "path": "/v"}}
     await world.configure("Validating", "svc", hook)
@@ -641,33 +722,73 @@ async def test_a_service_client_config_cannot_be_reached(world: World) -> None:
     status, body = await world.alice.create_cm("one")
 
     assert status == 500
-    assert body["message"].startswith(
+    assert body["message"] == (
         'Internal error occurred: failed calling webhook "svc.koos.test": failed to call '
-        'webhook: Post "https://hooks.ops.svc:443/v?timeout=10s": '
+        'webhook: Post "https://hooks.ops.svc:443/v?timeout=10s": service "hooks" not found'
     )
-    assert "clientConfig.url" in body["message"]
 
 
 # ---- dry run --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("policy", ["Fail", "Ignore"])
-async def test_dry_run_is_refused_by_a_webhook_with_side_effects(world: World, policy: str) -> None:
-    await world.configure(
-        "Validating",
-        "fx",
-        world.webhook("fx.koos.test", "/fx", sideEffects="Some", failurePolicy=policy),
+@pytest.mark.parametrize("side_effects", ["Some", "Unknown"])
+async def test_a_webhook_with_side_effects_is_refused_in_v1(
+    world: World, side_effects: str
+) -> None:
+    """admissionregistration/v1 knows only None and NoneOnDryRun: a webhook that has side
+    effects (and so would refuse a dry run) cannot be configured at all."""
+    hook = world.webhook("fx.koos.test", "/fx", sideEffects=side_effects)
+    status, answer = await world.post("Validating", "fx", hook)
+
+    assert status == 422, answer
+    assert answer["message"] == (
+        'ValidatingWebhookConfiguration.admissionregistration.k8s.io "fx" is invalid: '
+        f'webhooks[0].sideEffects: Unsupported value: "{side_effects}": supported values: '
+        '"None", "NoneOnDryRun"'
     )
+    assert answer["details"]["causes"] == [
+        {
+            "reason": "FieldValueNotSupported",
+            "message": f'Unsupported value: "{side_effects}": supported values: "None", '
+            '"NoneOnDryRun"',
+            "field": "webhooks[0].sideEffects",
+        }
+    ]
 
-    status, body = await world.alice.create_cm("one", dryRun="All")
 
-    assert status == 400
-    assert body["reason"] == "BadRequest"
-    assert body["message"] == 'admission webhook "fx.koos.test" does not support dry run'
-    assert world.hooks.calls == []
-    # Without dryRun it is called as usual.
-    assert (await world.alice.create_cm("two"))[0] == 201
-    assert len(world.hooks.calls) == 1
+@pytest.mark.parametrize(
+    ("url", "messages"),
+    [
+        (
+            "http://127.0.0.1:1/x?a=b#f",
+            [
+                "Invalid value: \"http\": 'https' is the only allowed URL scheme; desired "
+                "format: https://host[/path]",
+                'Invalid value: "f": fragments are not permitted in the URL',
+                'Invalid value: "a=b": query parameters are not permitted in the URL',
+            ],
+        ),
+        (
+            "https:///x",
+            ['Invalid value: "": host must be specified; desired format: https://host[/path]'],
+        ),
+        (
+            "https://u:p@127.0.0.1/x",
+            ['Invalid value: "u:p": user information is not permitted in the URL'],
+        ),
+    ],
+)
+async def test_a_webhook_url_must_be_https_to_a_host(
+    world: World, url: str, messages: list[str]
+) -> None:
+    hook = world.webhook("url.koos.test", "/x")
+    hook["clientConfig"] = {"url": url}
+    status, answer = await world.post("Validating", "url", hook)
+
+    assert status == 422, answer
+    causes = answer["details"]["causes"]
+    assert [c["message"] for c in causes] == messages
+    assert {c["field"] for c in causes} == {"webhooks[0].clientConfig.url"}
 
 
 async def test_dry_run_reaches_a_webhook_without_side_effects_on_dry_run(world: World) -> None:
@@ -685,7 +806,7 @@ async def test_dry_run_reaches_a_webhook_without_side_effects_on_dry_run(world: 
     [call] = world.hooks.calls
     assert call.request["dryRun"] is True
     assert call.request["options"]["dryRun"] == ["All"]
-    assert (await world.admin.call("GET", f"{CONFIGMAPS}/one"))[0] == 404
+    assert (await world.admin.call("GET", f"{world.configmaps}/one"))[0] == 404
 
 
 # ---- delete ---------------------------------------------------------------------------------
@@ -700,7 +821,7 @@ async def test_delete_carries_the_old_object(world: World) -> None:
     )
     await world.configure("Mutating", "m", world.webhook("m.koos.test", "/m", rules=[delete_only]))
 
-    status, body = await world.alice.call("DELETE", f"{CONFIGMAPS}/one")
+    status, body = await world.alice.call("DELETE", f"{world.configmaps}/one")
 
     assert status == 403
     assert body["message"] == 'admission webhook "v.koos.test" denied the request: keep it'
@@ -708,12 +829,12 @@ async def test_delete_carries_the_old_object(world: World) -> None:
     for call in world.hooks.calls:
         request = call.request
         assert request["operation"] == "DELETE"
-        assert (request["name"], request["namespace"]) == ("one", "default")
+        assert (request["name"], request["namespace"]) == ("one", world.ns)
         assert request["object"] is None
         assert request["oldObject"]["data"] == {"k": "v"}
         assert request["options"]["kind"] == "DeleteOptions"
         assert request["options"]["apiVersion"] == "meta.k8s.io/v1"
-    assert (await world.admin.call("GET", f"{CONFIGMAPS}/one"))[0] == 200
+    assert (await world.admin.call("GET", f"{world.configmaps}/one"))[0] == 200
 
 
 async def test_a_mutating_webhook_may_not_patch_a_delete(world: World) -> None:
@@ -721,7 +842,7 @@ async def test_a_mutating_webhook_may_not_patch_a_delete(world: World) -> None:
     world.hooks.answers["/m"] = patching([{"op": "add", "path": "/data/x", "value": "y"}])
     await world.configure("Mutating", "m", world.webhook("m.koos.test", "/m"))
 
-    status, body = await world.alice.call("DELETE", f"{CONFIGMAPS}/one")
+    status, body = await world.alice.call("DELETE", f"{world.configmaps}/one")
 
     assert status == 500
     assert body["message"] == (
@@ -741,13 +862,12 @@ async def test_webhook_configurations_are_never_sent_to_webhooks(world: World) -
         "resources": ["*/*"],
     }
     hook = world.webhook("all.koos.test", "/x", rules=[everything])
-    hook["clientConfig"] = {"url": f"http://127.0.0.1:{closed_port()}/x"}
+    hook["clientConfig"] = world.down(closed_port())
     await world.configure("Validating", "all", hook)
     assert (await world.alice.create_cm("one"))[0] == 500
 
     await world.configure("Mutating", "another", world.webhook("m.koos.test", "/m"))
-    status, _ = await world.admin.call("DELETE", f"{VALIDATING}/all")
-    assert status == 200
+    await world.unconfigure("Validating", "all")
     assert (await world.alice.create_cm("one"))[0] == 201
 
 
@@ -809,6 +929,7 @@ async def test_https_trusts_the_ca_bundle_only(
         await secure.stop()
 
 
+@pytest.mark.sandbox_only(reason="calls the sandbox's admission chain directly")
 async def test_warnings_are_kept_per_request(world: World) -> None:
     async def warn(review: dict[str, Any]) -> dict[str, Any]:
         name = review["request"]["name"]
@@ -817,29 +938,35 @@ async def test_warnings_are_kept_per_request(world: World) -> None:
     world.hooks.answers["/w"] = warn
     await world.configure("Validating", "w", world.webhook("w.koos.test", "/w"))
     await world.configure("Mutating", "w", world.webhook("mw.koos.test", "/w"))
-    registry = world.sandbox.state.registry
+    sandbox = world.ground.sandbox
+    assert sandbox is not None
+    registry = sandbox.state.registry
     rt = registry.find("", "v1", "configmaps")
     assert rt is not None
     user = UserInfo("alice", "u1", ("sre", "system:authenticated"))
-    admission = world.sandbox.admission
+    admission = sandbox.admission
 
     async def admit(name: str) -> list[str]:
         reset_request_warnings()
         obj = {"metadata": {"name": name}, "data": {}}
         request = AdmissionRequest(
-            user, rt, "CREATE", "", "default", name, obj, None, False, {"kind": "CreateOptions"}
+            user, rt, "CREATE", "", world.ns, name, obj, None, False, {"kind": "CreateOptions"}
         )
         mutated = await admission.mutate(request)
         await admission.validate(request)
         assert mutated == obj
         return list(request_warnings())
 
-    first, second = await asyncio.gather(
-        asyncio.create_task(admit("a")), asyncio.create_task(admit("b"))
-    )
+    async def both() -> tuple[list[str], list[str], bool]:
+        first, second = await asyncio.gather(asyncio.create_task(admit("a")), admit("b"))
+        return first, second, admission.warnings is request_warnings()
+
+    # On the sandbox's own loop, which its thread runs.
+    assert world.ground.sandbox_thread is not None
+    first, second, same = await asyncio.to_thread(world.ground.sandbox_thread.call, both())
     assert first == ["careful with a"]
     assert second == ["careful with b"]
-    assert admission.warnings is request_warnings()
+    assert same
 
 
 # ---- matchConditions ------------------------------------------------------------------------
@@ -872,7 +999,7 @@ async def test_match_conditions_see_the_old_object_on_delete(world: World) -> No
     )
     for name in ("gone", "other"):
         assert (await world.alice.create_cm(name))[0] == 201
-        assert (await world.alice.call("DELETE", f"{CONFIGMAPS}/{name}"))[0] == 200
+        assert (await world.alice.call("DELETE", f"{world.configmaps}/{name}"))[0] == 200
     assert [(c.request["operation"], c.request["name"]) for c in world.hooks.calls] == [
         ("DELETE", "gone")
     ]
@@ -898,7 +1025,7 @@ async def test_a_match_condition_that_errs_follows_the_failure_policy(
         "resulted in error: "
     )
     assert answer["details"] == {"name": "one", "kind": "configmaps"}
-    assert (await world.alice.call("GET", f"{CONFIGMAPS}/one"))[0] == 404
+    assert (await world.alice.call("GET", f"{world.configmaps}/one"))[0] == 404
 
 
 async def test_a_false_match_condition_wins_over_an_error(world: World) -> None:
@@ -911,10 +1038,16 @@ async def test_a_false_match_condition_wins_over_an_error(world: World) -> None:
 
 
 async def test_a_match_condition_that_does_not_compile_is_an_error(world: World) -> None:
+    """It is refused when configured (the apiserver compiles every expression then); the
+    compiler's own message after "compilation failed: " is the CEL library's."""
     bad = {"name": "bad", "expression": "request.userInfo.username =="}
-    await world.configure(
+    status, answer = await world.post(
         "Validating", "bad", world.webhook("b.koos.test", "/b", matchConditions=[bad])
     )
-    status, answer = await world.alice.create_cm("one")
-    assert status == 403, answer
-    assert "compilation failed" in answer["message"]
+    assert status == 422, answer
+    [cause] = answer["details"]["causes"]
+    assert cause["field"] == "webhooks[0].matchConditions[0].expression"
+    assert cause["reason"] == "FieldValueInvalid"
+    assert cause["message"].startswith(
+        'Invalid value: "request.userInfo.username ==": compilation failed: '
+    )

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.sandbox_only(reason="the sandbox's own command line")
+
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_koos_sandbox_serves_until_signalled(tmp_path: Path, stop: signal.Signals) -> None:

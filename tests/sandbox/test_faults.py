@@ -11,6 +11,10 @@ import pytest
 
 from koos_sandbox.app import Sandbox
 
+pytestmark = pytest.mark.sandbox_only(
+    reason="fault injection and the request log are sandbox controls"
+)
+
 CM = "/api/v1/namespaces/default/configmaps"
 
 

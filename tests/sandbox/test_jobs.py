@@ -18,6 +18,10 @@ from koos_sandbox.errors import ApiError
 from koos_sandbox.testing import async_wait_for
 from koos_sandbox.writes import WriteOptions
 
+pytestmark = pytest.mark.sandbox_only(
+    reason="the sandbox's Job controller and kubelet stand-in, scripted outcomes included"
+)
+
 NS = "default"
 EXAMPLE_JOB = Path(__file__).resolve().parents[2] / "examples" / "sandbox" / "job.yaml"
 

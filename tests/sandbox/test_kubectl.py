@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import threading
@@ -11,9 +12,11 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from koos_sandbox.app import Sandbox
 from koos_sandbox.openapi import v2_protobuf
 from koos_sandbox.testing import Kubectl, wait_for
+
+from ..ground.realplane import kubernetes_version
+from .conftest import Ground, hook_certificate, hook_ssl_context
 
 pytestmark = pytest.mark.kubectl
 
@@ -36,9 +39,11 @@ def _greeting(name: str, message: str = "hi", **spec: object) -> str:
     return yaml.safe_dump(body)
 
 
-def test_version_and_discovery(kubectl: Kubectl) -> None:
+def test_version_and_discovery(ground: Ground, kubectl: Kubectl) -> None:
     version = json.loads(kubectl("version", "-o", "json"))
-    assert version["serverVersion"]["minor"] == "32"
+    # The sandbox emulates 1.32; the real ground is the version tools/controlplane pins.
+    minor = "32" if ground.sandbox is not None else kubernetes_version().split(".")[1]
+    assert version["serverVersion"]["minor"] == minor
     resources = kubectl("api-resources")
     for expected in ("namespaces", "pods", "jobs", "leases", "customresourcedefinitions"):
         assert expected in resources
@@ -203,7 +208,7 @@ def test_delete_waits_for_finalizers(kubectl: Kubectl) -> None:
     assert 'greetings.demo.koos.io "kept" not found' in gone.stderr
 
 
-def test_wait_for_a_condition(kubectl: Kubectl, sandbox_thread: object) -> None:
+def test_wait_for_a_condition(kubectl: Kubectl) -> None:
     _apply_crd(kubectl)
     kubectl("apply", "-f", "-", input=_greeting("ready"))
     waiter = kubectl.popen(["wait", "--for=condition=Ready", "greeting/ready", "--timeout=20s"])
@@ -295,15 +300,21 @@ def test_list_with_label_selectors_and_pagination(kubectl: Kubectl) -> None:
     assert len(paged) == 7
 
 
-def test_pagination_over_the_api_returns_continue_tokens(
-    kubectl: Kubectl, sandbox: Sandbox
-) -> None:
+def test_pagination_over_the_api_returns_continue_tokens(kubectl: Kubectl) -> None:
     for i in range(5):
         kubectl("create", "configmap", f"page-{i}")
-    mark = sandbox.requests.mark()
-    assert len(kubectl("get", "cm", "--chunk-size=2", "-o", "name").split()) == 5
-    lists = [r for r in sandbox.requests.since(mark) if r.verb == "list"]
-    assert len(lists) >= 3
+    listed = kubectl.run("get", "cm", "--chunk-size=2", "-o", "name", "-v=6")
+    # Every namespace also holds the CA bundle the root-ca publisher puts there.
+    assert listed.stdout.split() == [
+        "configmap/kube-root-ca.crt",
+        *(f"configmap/page-{i}" for i in range(5)),
+    ]
+    # kubectl -v=6 logs each request: "GET https://…/configmaps?limit=2 200 OK".
+    lists = [
+        line for line in listed.stderr.splitlines() if "/configmaps?" in line and "limit=2" in line
+    ]
+    assert len(lists) == 3
+    assert sum("continue=" in line for line in lists) >= 2
 
 
 def test_contexts_act_as_their_users(kubectl: Kubectl) -> None:
@@ -315,10 +326,13 @@ def test_contexts_act_as_their_users(kubectl: Kubectl) -> None:
     assert bob["status"]["userInfo"]["username"] == "bob"
 
 
-def test_a_denied_verb_is_forbidden(kubectl: Kubectl, sandbox: Sandbox) -> None:
+def test_a_denied_verb_is_forbidden(ground: Ground, kubectl: Kubectl) -> None:
     from koos_sandbox.auth import DenyRule
 
-    sandbox.deny(DenyRule(verb="delete", resource="configmaps", user="bob"))
+    # The sandbox allows what no rule denies; the real ground what RBAC grants.
+    if ground.sandbox is not None:
+        ground.sandbox.deny(DenyRule(verb="delete", resource="configmaps", user="bob"))
+    ground.grant("alice", "edit")
     kubectl("create", "configmap", "guarded")
     denied = kubectl.run("delete", "configmap", "guarded", context="bob", check=False)
     assert denied.returncode != 0
@@ -329,8 +343,12 @@ def test_a_denied_verb_is_forbidden(kubectl: Kubectl, sandbox: Sandbox) -> None:
     assert kubectl("auth", "can-i", "delete", "configmaps", context="alice").strip() == "yes"
 
 
-def test_jobs_run_and_serve_logs(kubectl: Kubectl, sandbox: Sandbox) -> None:
-    sandbox.jobs.script(pattern="logged*", logs="line one\nline two\n", message='{"ok":true}')
+@pytest.mark.sandbox_only(reason="scripted Job outcomes and logs")
+def test_jobs_run_and_serve_logs(ground: Ground, kubectl: Kubectl) -> None:
+    assert ground.sandbox is not None
+    ground.sandbox.jobs.script(
+        pattern="logged*", logs="line one\nline two\n", message='{"ok":true}'
+    )
     kubectl("create", "job", "logged", "--image=busybox", "--", "echo", "ignored")
     kubectl("wait", "--for=condition=Complete", "job/logged", "--timeout=20s")
     assert kubectl("logs", "job/logged") == "line one\nline two\n"
@@ -339,13 +357,21 @@ def test_jobs_run_and_serve_logs(kubectl: Kubectl, sandbox: Sandbox) -> None:
     assert jobs[1].split()[:3] == ["logged", "Complete", "1/1"]
 
 
-def test_namespace_deletion_removes_its_content(kubectl: Kubectl) -> None:
-    kubectl("create", "namespace", "scratch")
-    kubectl("create", "configmap", "inside", "-n", "scratch")
-    kubectl("delete", "namespace", "scratch", "--timeout=20s")
-    assert kubectl.run("get", "namespace", "scratch", check=False).returncode != 0
-    kubectl("create", "namespace", "scratch")
-    assert kubectl("get", "configmaps", "-n", "scratch", "-o", "name").strip() == ""
+def test_namespace_deletion_removes_its_content(ground: Ground, kubectl: Kubectl) -> None:
+    scratch = f"{ground.namespace}-scratch"
+    kubectl("create", "namespace", scratch)
+    kubectl("create", "configmap", "inside", "-n", scratch)
+    kubectl("delete", "namespace", scratch, "--timeout=20s")
+    assert kubectl.run("get", "namespace", scratch, check=False).returncode != 0
+    kubectl("create", "namespace", scratch)
+    # Only what a new namespace gets: the CA bundle of the root-ca publisher.
+    left = kubectl("get", "configmaps", "-n", scratch, "-o", "name").split()
+    assert left == ["configmap/kube-root-ca.crt"]
+    bundle = kubectl.json("get", "configmap", "kube-root-ca.crt", "-n", scratch)
+    assert bundle["data"]["ca.crt"].startswith("-----BEGIN CERTIFICATE-----")
+    assert bundle["metadata"]["annotations"]["kubernetes.io/description"].startswith(
+        "Contains a CA bundle that can be used to verify the kube-apiserver"
+    )
 
 
 def test_owner_garbage_collection(kubectl: Kubectl) -> None:
@@ -396,9 +422,14 @@ class _Reviews(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_an_admission_webhook_sees_alice_as_alice(kubectl: Kubectl) -> None:
+def test_an_admission_webhook_sees_alice_as_alice(
+    ground: Ground, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    ground.grant("alice", "edit")
+    ground.grant("bob", "edit")
     _Reviews.seen = []
     hooks = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Reviews)
+    hooks.socket = hook_ssl_context(tmp_path).wrap_socket(hooks.socket, server_side=True)
     thread = threading.Thread(target=hooks.serve_forever, daemon=True)
     thread.start()
     try:
@@ -409,7 +440,10 @@ def test_an_admission_webhook_sees_alice_as_alice(kubectl: Kubectl) -> None:
             "webhooks": [
                 {
                     "name": "guard.demo.koos.io",
-                    "clientConfig": {"url": f"http://127.0.0.1:{hooks.server_port}/review"},
+                    "clientConfig": {
+                        "url": f"https://127.0.0.1:{hooks.server_port}/review",
+                        "caBundle": base64.b64encode(hook_certificate()[0]).decode(),
+                    },
                     "rules": [
                         {
                             "operations": ["CREATE"],
@@ -430,6 +464,16 @@ def test_an_admission_webhook_sees_alice_as_alice(kubectl: Kubectl) -> None:
             "kind": "ConfigMap",
             "metadata": {"labels": {"guarded": "yes"}},
         }
+        # kube-apiserver loads a configuration a moment after it is stored: wait until a
+        # server-side dry run reaches the webhook.
+        probe = {**guarded, "metadata": {**guarded["metadata"], "name": "probe"}}
+
+        def in_force() -> bool:
+            seen = len(_Reviews.seen)
+            kubectl("create", "--dry-run=server", "-f", "-", input=yaml.safe_dump(probe))
+            return len(_Reviews.seen) > seen
+
+        wait_for(in_force, timeout=30, what="the webhook configuration in force")
         mine = {**guarded, "metadata": {**guarded["metadata"], "name": "alices"}}
         kubectl("apply", "-f", "-", input=yaml.safe_dump(mine), context="alice")
         user = _Reviews.seen[-1]["request"]["userInfo"]

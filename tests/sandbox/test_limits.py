@@ -4,9 +4,12 @@ request limit (500 "etcdserver: request is too large")."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -14,11 +17,13 @@ import pytest
 import yaml
 
 from koos_sandbox import limits
-from koos_sandbox.app import Sandbox
 from koos_sandbox.testing import Kubectl
 
-CM = "/api/v1/namespaces/default/configmaps"
-DEEPS = "/apis/x.koos.io/v1/namespaces/default/deeps"
+from .conftest import Ground
+
+NESTING = (
+    "the sandbox's own nesting limit (400 levels; kube-apiserver's is 10,000: a known difference)"
+)
 JSON = {"Content-Type": "application/json"}
 MERGE = {"Content-Type": "application/merge-patch+json"}
 JSON_PATCH = {"Content-Type": "application/json-patch+json"}
@@ -50,13 +55,22 @@ CRD = {
 
 
 @pytest.fixture
-async def http(asandbox: Sandbox) -> AsyncIterator[aiohttp.ClientSession]:
-    connector = aiohttp.TCPConnector(ssl=asandbox.certificates.client_context())
-    headers = {"Authorization": f"Bearer {asandbox.admin_token}"}
-    async with aiohttp.ClientSession(asandbox.url, headers=headers, connector=connector) as s:
-        async with s.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=CRD) as r:
-            assert r.status == 201
-        yield s
+async def http(ground: Ground) -> AsyncIterator[aiohttp.ClientSession]:
+    """The admin's session, with the CRD of `deeps` made."""
+    ground.make_crd(CRD)
+    async with ground.session() as session:
+        yield session
+
+
+@dataclass(frozen=True)
+class Paths:
+    cm: str  # configmaps in the test's namespace
+    deeps: str  # deeps.x.koos.io there
+
+
+@pytest.fixture
+def at(ground: Ground) -> Paths:
+    return Paths(ground.ns_path("configmaps"), ground.ns_path("deeps", "x.koos.io/v1"))
 
 
 def nested(levels: int) -> str:
@@ -80,10 +94,11 @@ def deep(name: str, levels: int) -> str:
 
 async def test_a_body_over_3_mib_is_413_and_one_at_the_limit_is_read(
     http: aiohttp.ClientSession,
+    at: Paths,
 ) -> None:
     small = json.dumps({"metadata": {"name": "padded"}})
     at_limit = small + " " * (limits.MAX_BODY_BYTES - len(small))
-    async with http.post(CM, data=at_limit + " ", headers=JSON) as r:
+    async with http.post(at.cm, data=at_limit + " ", headers=JSON) as r:
         assert r.status == 413
         status = await r.json()
     assert status == {
@@ -95,7 +110,7 @@ async def test_a_body_over_3_mib_is_413_and_one_at_the_limit_is_read(
         "reason": "RequestEntityTooLarge",
         "code": 413,
     }
-    async with http.post(CM, data=at_limit, headers=JSON) as r:
+    async with http.post(at.cm, data=at_limit, headers=JSON) as r:
         assert r.status == 201  # whitespace counts, but the object itself is small
 
 
@@ -118,11 +133,22 @@ def test_kubectl_reports_the_413(kubectl: Kubectl, tmp_path: Path) -> None:
 def test_kubectl_reports_the_object_limits(kubectl: Kubectl, tmp_path: Path) -> None:
     big = tmp_path / "data.yaml"
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "data"}}
-    big.write_text(yaml.safe_dump({**body, "data": {"k": "x" * (1024 * 1024)}}))
+    # Values count, keys do not: 1 MiB of values fits, one byte more does not.
+    fits = {"k": "x" * (512 * 1024), "other-key": "y" * (512 * 1024)}
+    big.write_text(yaml.safe_dump({**body, "data": fits}))
+    kubectl("create", "-f", str(big))
+    kubectl("delete", "configmap", "data")
+    big.write_text(yaml.safe_dump({**body, "data": {**fits, "k": "x" * (512 * 1024 + 1)}}))
     result = kubectl.run("create", "-f", str(big), check=False)
-    assert (
-        'The ConfigMap "data" is invalid: data: Too long: may not be more than 1048576 bytes'
-        in (result.stderr)
+    assert 'The ConfigMap "data" is invalid: []: Too long: may not be more than 1048576 bytes' in (
+        result.stderr
+    )
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "data"}}
+    over = base64.b64encode(b"x" * (1024 * 1024 + 1)).decode()
+    big.write_text(yaml.safe_dump({**secret, "data": {"k": over}}))
+    result = kubectl.run("create", "-f", str(big), check=False)
+    assert 'The Secret "data" is invalid: data: Too long: may not be more than 1048576 bytes' in (
+        result.stderr
     )
     kubectl("create", "-f", "-", input=json.dumps(CRD))
     kubectl("wait", "--for=condition=Established", "crd/deeps.x.koos.io", "--timeout=10s")
@@ -137,46 +163,49 @@ def test_kubectl_reports_the_object_limits(kubectl: Kubectl, tmp_path: Path) -> 
 # ---- nesting -------------------------------------------------------------------------------
 
 
-async def test_nesting_up_to_the_limit_works_on_every_path(http: aiohttp.ClientSession) -> None:
-    async with http.post(DEEPS, data=deep("edge", limits.MAX_DEPTH), headers=JSON) as r:
+async def test_nesting_up_to_the_limit_works_on_every_path(
+    http: aiohttp.ClientSession, at: Paths
+) -> None:
+    async with http.post(at.deeps, data=deep("edge", limits.MAX_DEPTH), headers=JSON) as r:
         assert r.status == 201, await r.text()
-    async with http.get(f"{DEEPS}/edge") as r:
+    async with http.get(f"{at.deeps}/edge") as r:
         assert r.status == 200
     table = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
-    async with http.get(DEEPS, headers=table) as r:
+    async with http.get(at.deeps, headers=table) as r:
         assert r.status == 200
     patch = json.dumps({"spec": {"w": json.loads(nested(limits.MAX_DEPTH - 2))}})
-    async with http.patch(f"{DEEPS}/edge", data=patch, headers=MERGE) as r:
+    async with http.patch(f"{at.deeps}/edge", data=patch, headers=MERGE) as r:
         assert r.status == 200
 
 
+@pytest.mark.sandbox_only(reason=NESTING)
 async def test_deeper_nesting_is_a_400_on_every_path_and_never_a_recursion_error(
-    http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+    http: aiohttp.ClientSession, at: Paths, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.ERROR, "koos_sandbox")
-    async with http.post(DEEPS, data=deep("ok", 10), headers=JSON) as r:
+    async with http.post(at.deeps, data=deep("ok", 10), headers=JSON) as r:
         assert r.status == 201
     attempts = [
-        ("post", DEEPS, deep("too-deep", 600), JSON),
-        ("post", DEEPS, deep("far-too-deep", 100_000), JSON),
-        ("post", CM, f'{{"metadata":{{"name":"c"}},"x":{nested(600)}}}', JSON),
+        ("post", at.deeps, deep("too-deep", 600), JSON),
+        ("post", at.deeps, deep("far-too-deep", 100_000), JSON),
+        ("post", at.cm, f'{{"metadata":{{"name":"c"}},"x":{nested(600)}}}', JSON),
         (
             "post",
-            CM,
+            at.cm,
             "a:\n" + "".join(" " * i + "- \n" for i in range(2000)),
             {"Content-Type": "application/yaml"},
         ),
-        ("patch", f"{DEEPS}/ok", f'{{"spec":{{"w":{nested(600)}}}}}', MERGE),
+        ("patch", f"{at.deeps}/ok", f'{{"spec":{{"w":{nested(600)}}}}}', MERGE),
         (
             "patch",
-            f"{CM}/c",
+            f"{at.cm}/c",
             f'{{"x":{nested(600)}}}',
             {"Content-Type": "application/strategic-merge-patch+json"},
         ),
         # Each operation stays under the limit; together they would not.
         (
             "patch",
-            f"{DEEPS}/ok",
+            f"{at.deeps}/ok",
             json.dumps(
                 [
                     {"op": "add", "path": "/spec/w", "value": json.loads(nested(300))},
@@ -192,14 +221,14 @@ async def test_deeper_nesting_is_a_400_on_every_path_and_never_a_recursion_error
         # A subtree copied into itself: one level deeper each time.
         (
             "patch",
-            f"{DEEPS}/ok",
+            f"{at.deeps}/ok",
             json.dumps([{"op": "copy", "from": "/spec", "path": "/spec/v"}] * 450),
             JSON_PATCH,
         ),
         # Copied beside itself: twice the size each time (the apiserver caps copies).
         (
             "patch",
-            f"{DEEPS}/ok",
+            f"{at.deeps}/ok",
             json.dumps([{"op": "copy", "from": "/spec", "path": f"/spec/k{i}"} for i in range(60)]),
             JSON_PATCH,
         ),
@@ -211,7 +240,7 @@ async def test_deeper_nesting_is_a_400_on_every_path_and_never_a_recursion_error
             assert status["kind"] == "Status"
     messages = [json.dumps(r.getMessage()) for r in caplog.records]
     assert not [r for r in caplog.records if r.exc_info], messages
-    async with http.post(DEEPS, data=deep("too-deep", 600), headers=JSON) as r:
+    async with http.post(at.deeps, data=deep("too-deep", 600), headers=JSON) as r:
         message = (await r.json())["message"]
     assert "nested deeper than 400 levels" in message
 
@@ -219,12 +248,12 @@ async def test_deeper_nesting_is_a_400_on_every_path_and_never_a_recursion_error
 # ---- annotations and object size ----------------------------------------------------------
 
 
-async def test_annotations_over_256_kib_are_invalid(http: aiohttp.ClientSession) -> None:
+async def test_annotations_over_256_kib_are_invalid(http: aiohttp.ClientSession, at: Paths) -> None:
     fits = {"metadata": {"name": "notes", "annotations": {"a": "x" * (262144 - 1)}}}
-    async with http.post(CM, json=fits) as r:
+    async with http.post(at.cm, json=fits) as r:
         assert r.status == 201
     over = {"metadata": {"annotations": {"b": "y"}}}
-    async with http.patch(f"{CM}/notes", data=json.dumps(over), headers=MERGE) as r:
+    async with http.patch(f"{at.cm}/notes", data=json.dumps(over), headers=MERGE) as r:
         assert r.status == 422
         status = await r.json()
     assert status["message"] == (
@@ -236,12 +265,13 @@ async def test_annotations_over_256_kib_are_invalid(http: aiohttp.ClientSession)
 
 async def test_an_object_over_etcds_limit_is_refused_as_etcd_refuses_it(
     http: aiohttp.ClientSession,
+    at: Paths,
 ) -> None:
     body = {"apiVersion": "x.koos.io/v1", "kind": "Deep", "metadata": {"name": "huge"}}
     body["spec"] = {"blob": "z" * (1536 * 1024)}
-    async with http.post(f"{DEEPS}?dryRun=All", json=body) as r:
+    async with http.post(f"{at.deeps}?dryRun=All", json=body) as r:
         assert r.status == 201  # a dry run never reaches etcd
-    async with http.post(DEEPS, json=body) as r:
+    async with http.post(at.deeps, json=body) as r:
         assert r.status == 500
         status = await r.json()
     assert status == {
@@ -253,15 +283,15 @@ async def test_an_object_over_etcds_limit_is_refused_as_etcd_refuses_it(
         "code": 500,
     }
     body["spec"] = {"blob": "z" * (1400 * 1024)}
-    async with http.post(DEEPS, json=body) as r:
+    async with http.post(at.deeps, json=body) as r:
         assert r.status == 201
     grow = json.dumps({"spec": {"more": "z" * (200 * 1024)}})
-    async with http.patch(f"{DEEPS}/huge", data=grow, headers=MERGE) as r:
+    async with http.patch(f"{at.deeps}/huge", data=grow, headers=MERGE) as r:
         assert r.status == 500  # an update that would grow past the limit, too
 
 
 async def test_a_schema_nested_to_the_limit_prunes_defaults_and_validates(
-    http: aiohttp.ClientSession,
+    ground: Ground, http: aiohttp.ClientSession, at: Paths
 ) -> None:
     """The schema walks (structural check, pruning, defaults, validation, OpenAPI, tables)
     recurse per level too: a CRD whose schema reaches the nesting limit still works."""
@@ -282,9 +312,8 @@ async def test_a_schema_nested_to_the_limit_prunes_defaults_and_validates(
         "properties": {"v": schema, "n": {"type": "integer"}},
     }
     version["additionalPrinterColumns"] = [{"name": "V", "type": "string", "jsonPath": ".spec.v"}]
-    async with http.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd) as r:
-        assert r.status == 201, await r.text()
-    trees = DEEPS.replace("deeps", "trees")
+    await asyncio.to_thread(ground.make_crd, crd)  # created, Established and served
+    trees = at.deeps.replace("deeps", "trees")
     body = {"apiVersion": "x.koos.io/v1", "kind": "Tree", "metadata": {"name": "t"}}
     async with http.post(trees, json={**body, "spec": {"v": value}}) as r:
         assert r.status == 201, await r.text()
@@ -299,7 +328,10 @@ async def test_a_schema_nested_to_the_limit_prunes_defaults_and_validates(
         assert r.status == 200
 
 
-async def test_deep_json_inside_a_protobuf_body_is_a_400(http: aiohttp.ClientSession) -> None:
+@pytest.mark.sandbox_only(reason=NESTING)
+async def test_deep_json_inside_a_protobuf_body_is_a_400(
+    http: aiohttp.ClientSession, at: Paths
+) -> None:
     """managedFields' fieldsV1 travels as raw JSON inside protobuf: nesting there too."""
 
     def varint(value: int) -> bytes:
@@ -321,5 +353,5 @@ async def test_deep_json_inside_a_protobuf_body_is_a_400(http: aiohttp.ClientSes
         type_meta = length_delimited(1, b"v1") + length_delimited(2, b"ConfigMap")
         body = b"k8s\x00" + length_delimited(1, type_meta) + length_delimited(2, config_map)
         headers = {"Content-Type": "application/vnd.kubernetes.protobuf"}
-        async with http.post(CM, data=body, headers=headers) as r:
+        async with http.post(at.cm, data=body, headers=headers) as r:
             assert r.status == 400, await r.text()

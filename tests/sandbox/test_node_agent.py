@@ -23,6 +23,10 @@ from koos_sandbox.node_agent import Credentials, NodeAgent
 from koos_sandbox.testing import async_wait_for
 from koos_sandbox.writes import WriteOptions
 
+pytestmark = pytest.mark.sandbox_only(
+    reason="the node agent on the sandbox's store (tests/realplane runs it on the real ground)"
+)
+
 NS = "default"
 KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="needs a kubectl on PATH")

@@ -15,6 +15,8 @@ from koos_sandbox.patch import (
     strategic_merge_patch,
 )
 
+pytestmark = pytest.mark.sandbox_only(reason="unit tests of the sandbox's patch module (no server)")
+
 REJECTED = "the server rejected our request due to an error in our request"
 
 

@@ -14,6 +14,8 @@ from koos_sandbox.podstart import image_problem
 from koos_sandbox.testing import async_wait_for
 from koos_sandbox.writes import WriteOptions
 
+pytestmark = pytest.mark.sandbox_only(reason="the sandbox's kubelet stand-in with scripted Jobs")
+
 NS = "default"
 
 

@@ -41,6 +41,12 @@ from koos_sandbox.protobuf import (
 )
 from koos_sandbox.testing import Kubectl
 
+from .conftest import Ground
+
+pytestmark = pytest.mark.sandbox_only(
+    reason="unit tests of the sandbox's protobuf decoder (kubectl only makes the bodies)"
+)
+
 # --- bytes by hand ---------------------------------------------------------------------------
 
 
@@ -1454,6 +1460,14 @@ def _sample_value(field: vocab.Field, index: int) -> Any:
 
 
 # --- the real kubectl -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def kubectl(ground: Ground, tmp_path: Path) -> Kubectl:
+    """kubectl whose contexts default to `default`, the namespace the bodies were captured in."""
+    assert ground.sandbox is not None
+    kubeconfig = ground.sandbox.write_kubeconfig(tmp_path / "default.kubeconfig")
+    return Kubectl(kubeconfig, tmp_path / "default-cache")
 
 
 def _sent_body(kubectl: Kubectl, args: list[str]) -> bytes:

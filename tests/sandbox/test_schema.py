@@ -14,6 +14,10 @@ import pytest
 from koos_sandbox import schema
 from koos_sandbox.goformat import go_float, go_json, go_quote, go_sharp_v
 
+pytestmark = pytest.mark.sandbox_only(
+    reason="unit tests of the sandbox's schema module (no server)"
+)
+
 
 def crd(spec: dict[str, Any], **root: Any) -> dict[str, Any]:
     """A root schema with apiVersion/kind/metadata and the given spec schema."""

@@ -13,6 +13,10 @@ from koos_sandbox.selectors import (
     selector_from_dict,
 )
 
+pytestmark = pytest.mark.sandbox_only(
+    reason="unit tests of the sandbox's selector module (no server)"
+)
+
 NAME_RULE = (
     "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and "
     "end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex "

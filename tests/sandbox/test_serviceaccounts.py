@@ -8,21 +8,9 @@ from typing import Any
 
 import pytest
 
-from koos_sandbox.app import Sandbox
-from koos_sandbox.errors import ApiError
-from koos_sandbox.testing import Kubectl, async_wait_for, wait_for
-from koos_sandbox.writes import WriteOptions
+from koos_sandbox.testing import Kubectl, wait_for
 
-NS = "default"
-
-
-def _rt(sb: Sandbox, plural: str) -> Any:
-    return sb.state.registry.find("batch" if plural == "jobs" else "", "v1", plural)
-
-
-async def _create(sb: Sandbox, plural: str, body: dict[str, Any], ns: str = NS) -> Any:
-    admin = sb.state.authn.authenticate(f"Bearer {sb.admin_token}", None, [])
-    return await sb.state.writes.create(admin, _rt(sb, plural), ns, body, WriteOptions())
+from .conftest import Ground
 
 
 def _pod(name: str, account: str | None = None) -> dict[str, Any]:
@@ -32,62 +20,79 @@ def _pod(name: str, account: str | None = None) -> dict[str, Any]:
     return {"metadata": {"name": name}, "spec": spec}
 
 
-async def test_every_namespace_has_a_default_account_that_pods_get(asandbox: Sandbox) -> None:
-    await _create(asandbox, "namespaces", {"metadata": {"name": "team"}}, "")
-    assert asandbox.store.find(_rt(asandbox, "serviceaccounts"), "team", "default") is not None
-    pod = await _create(asandbox, "pods", _pod("plain"), "team")
+def _create(ground: Ground, plural: str, body: dict[str, Any], ns: str = "") -> dict[str, Any]:
+    status, answer = ground.request("POST", ground.ns_path(plural, namespace=ns), body)
+    assert status == 201, answer
+    return dict(answer)
+
+
+def test_every_namespace_has_a_default_account_that_pods_get(ground: Ground) -> None:
+    team = f"{ground.namespace}-team"
+    status, _ = ground.request("POST", "/api/v1/namespaces", {"metadata": {"name": team}})
+    assert status == 201
+    account = f"{ground.ns_path('serviceaccounts', namespace=team)}/default"
+    wait_for(lambda: ground.request("GET", account)[0] == 200, what="the default account")
+    pod = _create(ground, "pods", _pod("plain"), team)
     assert pod["spec"]["serviceAccountName"] == "default"
 
 
-async def test_a_pod_naming_a_missing_account_is_forbidden(asandbox: Sandbox) -> None:
-    with pytest.raises(ApiError) as refused:
-        await _create(asandbox, "pods", _pod("lost", "ghost"))
-    assert refused.value.code == 403
-    assert refused.value.status()["reason"] == "Forbidden"
-    assert refused.value.message == (
-        'pods "lost" is forbidden: error looking up service account default/ghost: '
+def test_a_pod_naming_a_missing_account_is_forbidden(ground: Ground) -> None:
+    ns = ground.namespace
+    status, refused = ground.request("POST", ground.ns_path("pods"), _pod("lost", "ghost"))
+    assert status == 403
+    assert refused["reason"] == "Forbidden"
+    assert refused["message"] == (
+        f'pods "lost" is forbidden: error looking up service account {ns}/ghost: '
         'serviceaccount "ghost" not found'
     )
-    assert asandbox.store.find(_rt(asandbox, "pods"), NS, "lost") is None
-    await _create(asandbox, "serviceaccounts", {"metadata": {"name": "ghost"}})
-    await _create(asandbox, "pods", _pod("lost", "ghost"))
+    assert ground.request("GET", f"{ground.ns_path('pods')}/lost")[0] == 404
+    _create(ground, "serviceaccounts", {"metadata": {"name": "ghost"}})
+    _create(ground, "pods", _pod("lost", "ghost"))
 
 
-async def test_a_job_with_a_missing_account_waits_with_warnings(asandbox: Sandbox) -> None:
+def test_a_job_with_a_missing_account_waits_with_warnings(ground: Ground) -> None:
+    ns = ground.namespace
     template = {"spec": {**_pod("")["spec"], "serviceAccountName": "runner"}}
     body = {"metadata": {"name": "needs-runner"}, "spec": {"template": template}}
-    await _create(asandbox, "jobs", body)
+    status, answer = ground.request("POST", ground.ns_path("jobs", "batch/v1"), body)
+    assert status == 201, answer
+
+    def items(path: str) -> list[dict[str, Any]]:
+        status, answer = ground.request("GET", path)
+        assert status == 200, answer
+        return list(answer["items"])
 
     def warnings() -> list[dict[str, Any]]:
         return [
             e
-            for e in asandbox.store.items(("", "events"), NS)
+            for e in items(ground.ns_path("events"))
             if e["involvedObject"]["name"] == "needs-runner" and e["reason"] == "FailedCreate"
         ]
 
     def pods() -> list[dict[str, Any]]:
         return [
             p
-            for p in asandbox.store.items(("", "pods"), NS)
+            for p in items(ground.ns_path("pods"))
             if p["metadata"]["labels"].get("batch.kubernetes.io/job-name") == "needs-runner"
         ]
 
-    await async_wait_for(warnings, what="a FailedCreate Warning")
+    wait_for(warnings, timeout=30, what="a FailedCreate Warning")
     event = warnings()[0]
     assert event["type"] == "Warning"
     assert event["message"] == (
         'Error creating: pods "needs-runner-" is forbidden: error looking up service account '
-        'default/runner: serviceaccount "runner" not found'
+        f'{ns}/runner: serviceaccount "runner" not found'
     )
     assert pods() == []
-    job = asandbox.store.find(_rt(asandbox, "jobs"), NS, "needs-runner")
+    status, job = ground.request("GET", f"{ground.ns_path('jobs', 'batch/v1')}/needs-runner")
+    assert status == 200, job
     assert not (job.get("status") or {}).get("active")
-    await _create(asandbox, "serviceaccounts", {"metadata": {"name": "runner"}})
-    await async_wait_for(pods, timeout=5, what="the Pod once the account exists")
+    _create(ground, "serviceaccounts", {"metadata": {"name": "runner"}})
+    wait_for(pods, timeout=30, what="the Pod once the account exists")
 
 
 @pytest.mark.kubectl
-def test_kubectl_shows_the_refusal(kubectl: Kubectl) -> None:
+def test_kubectl_shows_the_refusal(ground: Ground, kubectl: Kubectl) -> None:
     result = kubectl.run(
         "run", "p", "--image=busybox", "--restart=Never", "--overrides",
         '{"spec":{"serviceAccountName":"nobody"}}', check=False,
@@ -95,6 +100,6 @@ def test_kubectl_shows_the_refusal(kubectl: Kubectl) -> None:
     assert result.returncode == 1
     assert (
         'Error from server (Forbidden): pods "p" is forbidden: error looking up service account '
-        'default/nobody: serviceaccount "nobody" not found'
+        f'{ground.namespace}/nobody: serviceaccount "nobody" not found'
     ) in result.stderr
     assert "default" in wait_for(lambda: kubectl("get", "serviceaccounts", "-o", "name"))

@@ -12,6 +12,10 @@ from koos_sandbox.errors import ApiError
 from koos_sandbox.registry import BUILTINS, ResourceType
 from koos_sandbox.tables import build_table, evaluate_jsonpath, human_duration
 
+pytestmark = pytest.mark.sandbox_only(
+    reason="unit tests of the sandbox's table printers (no server)"
+)
+
 NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
 
 

@@ -34,21 +34,24 @@ def grants(rules: list[dict[str, Any]], resource: str, verb: str) -> bool:
     return False
 
 
-def test_the_three_roles_are_there() -> None:
-    assert set(roles()) == {"koos-view", "koos-edit", "koos-approve"}
+PEOPLE = ("koos-view", "koos-run", "koos-edit", "koos-approve")
+
+
+def test_the_four_roles_are_there() -> None:
+    assert set(roles()) == set(PEOPLE)
 
 
 STATUS = [f"{r}/status" for r in ("executions", "approvals", "schedules", "templates")]
 WRITES = ("create", "update", "patch", "delete", "deletecollection")
 
 
-@pytest.mark.parametrize("role", ["koos-view", "koos-edit", "koos-approve"])
+@pytest.mark.parametrize("role", PEOPLE)
 @pytest.mark.parametrize("resource", STATUS)
 def test_no_role_writes_a_status(role: str, resource: str) -> None:
     assert not any(grants(roles()[role], resource, verb) for verb in WRITES)
 
 
-@pytest.mark.parametrize("role", ["koos-view", "koos-edit", "koos-approve"])
+@pytest.mark.parametrize("role", PEOPLE)
 def test_no_role_creates_approvals(role: str) -> None:
     assert not grants(roles()[role], "approvals", "create")
 
@@ -58,6 +61,16 @@ def test_an_approver_gets_lists_and_patches_approvals_only() -> None:
     allowed = {v for v in (*WRITES, "get", "list", "watch") if grants(approve, "approvals", v)}
     assert allowed == {"get", "list", "watch", "patch"}
     assert not any(grants(approve, r, v) for r in ("executions", "templates") for v in WRITES)
+
+
+def test_a_runner_creates_executions_and_changes_nothing() -> None:
+    run = roles()["koos-run"]
+    assert grants(run, "executions", "create")
+    changes = ("update", "patch", "delete", "deletecollection")
+    assert not any(grants(run, "executions", verb) for verb in changes)
+    others = ("templates", "schedules", "approvals")
+    assert not any(grants(run, r, v) for r in others for v in WRITES)
+    assert all(grants(run, r, "get") for r in ("executions", *others))
 
 
 def test_an_editor_runs_and_manages_runbooks_but_decides_nothing() -> None:
