@@ -27,13 +27,13 @@ typecheck: install
 layers: install
 	$(BIN)/lint-imports
 
-# Both test grounds: the sandbox, and the real control plane when `make controlplane` could build
-# its binaries (without Go the real ground's tests skip, and pytest says so at the start and the
-# end of the run). GROUND=sandbox runs the sandbox alone.
+# Both test grounds, as two pytest sessions at once: the sandbox, and the real control plane when
+# `make controlplane` could build its binaries (without Go the real ground's tests skip, and its
+# session says so at the start and the end). GROUND=sandbox or GROUND=real runs one.
 GROUND ?= both
 
 pytest: install controlplane
-	KOOS_GROUND=$(GROUND) $(BIN)/pytest -q -p no:cacheprovider
+	tools/pytest-grounds.sh $(BIN)/pytest $(GROUND) -q -p no:cacheprovider
 
 test: lint typecheck layers pytest
 
