@@ -118,9 +118,8 @@ class Sandbox:
         self.state.store.expire_next_watch(key)
 
     def kubeconfig(self, namespace: str = "default") -> dict[str, Any]:
-        return build_kubeconfig(
-            self.url, self.certificates.ca_pem, self.admin_token, self.user_tokens, namespace
-        )
+        tokens = {"admin": self.admin_token, **self.user_tokens}
+        return build_kubeconfig(self.url, self.certificates.ca_pem, tokens, namespace=namespace)
 
     def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
         path = Path(path)

@@ -28,7 +28,6 @@ sandbox's `write_kubeconfig` writes it. Plain Python (stdlib and `cryptography`)
 from __future__ import annotations
 
 import atexit
-import base64
 import contextlib
 import datetime
 import ipaddress
@@ -55,6 +54,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from koos_sandbox.kubeconfig import build_kubeconfig as sandbox_kubeconfig
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -242,35 +243,9 @@ def make_pki(hosts: Sequence[str]) -> Pki:
 def build_kubeconfig(
     url: str, ca_pem: bytes, tokens: Mapping[str, str], current: str, namespace: str = "default"
 ) -> dict[str, Any]:
-    """A kubeconfig with a user and a context per entry of `tokens` (the admin's context is
-    named CLUSTER, as the sandbox names it; the others by user name), `current` selected."""
-
-    def context_name(user: str) -> str:
-        return CLUSTER if user == "admin" else user
-
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": CLUSTER,
-                "cluster": {
-                    "server": url,
-                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
-                },
-            }
-        ],
-        "users": [{"name": user, "user": {"token": token}} for user, token in tokens.items()],
-        "contexts": [
-            {
-                "name": context_name(user),
-                "context": {"cluster": CLUSTER, "user": user, "namespace": namespace},
-            }
-            for user in tokens
-        ],
-        "current-context": context_name(current),
-        "preferences": {},
-    }
+    """The sandbox's kubeconfig layout for this ground: a user and a context per entry of
+    `tokens` (the admin's context named CLUSTER, the others by user name), `current` selected."""
+    return sandbox_kubeconfig(url, ca_pem, tokens, current, namespace, cluster=CLUSTER)
 
 
 # ---- processes ------------------------------------------------------------------------------
